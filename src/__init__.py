@@ -1,0 +1,1 @@
+"""ddn-cl: replay-based continual learning with Data-Distill-Net soft labels."""

@@ -1,0 +1,37 @@
+"""Test-set evaluation after each task: class-IL and task-IL accuracy from the same forward pass."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from src.data.stream import TaskStream
+
+
+def masked_predictions(logits: Tensor, seen_classes: int, task_classes: range) -> tuple[Tensor, Tensor]:
+    """Class-IL: argmax over classes seen so far. Task-IL: argmax within the sample's task's classes."""
+    cil = logits[:, :seen_classes].argmax(1)
+    til = logits[:, task_classes.start:task_classes.stop].argmax(1) + task_classes.start
+    return cil, til
+
+
+@torch.no_grad()
+def evaluate_tasks(model: nn.Module, preprocess: nn.Module, stream: TaskStream, upto_task: int,
+                   device: torch.device, batch_size: int = 500) -> tuple[list[float], list[float]]:
+    """Per-task test accuracy (%) on tasks 0..upto_task, as (class_il, task_il)."""
+    was_training = model.training
+    model.eval()
+    seen = stream.task_classes(upto_task).stop
+    cil_acc, til_acc = [], []
+    for t in range(upto_task + 1):
+        x, y = stream.test_set(t)
+        correct = torch.zeros(2, dtype=torch.long)
+        for start in range(0, len(y), batch_size):
+            logits = model(preprocess(x[start:start + batch_size].to(device)))
+            cil, til = masked_predictions(logits, seen, stream.task_classes(t))
+            yb = y[start:start + batch_size].to(device)
+            correct += torch.stack([(cil == yb).sum(), (til == yb).sum()]).cpu()
+        n = max(len(y), 1)
+        cil_acc.append(100.0 * correct[0].item() / n)
+        til_acc.append(100.0 * correct[1].item() / n)
+    model.train(was_training)
+    return cil_acc, til_acc

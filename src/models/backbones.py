@@ -1,0 +1,84 @@
+"""Backbones with a separate linear head, so DDN can unroll on the head alone (``unroll_scope=head``)."""
+from __future__ import annotations
+
+import abc
+import math
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class Classifier(nn.Module, abc.ABC):
+    """``forward(x) = head(features(x))``; ``features`` gives the penultimate representation."""
+
+    head: nn.Linear
+
+    @abc.abstractmethod
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate features, shape (B, feature_dim)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class MLP(Classifier):
+    """Flatten -> [Linear -> ReLU] x len(hidden) -> head (mammoth's 784-100-100 MLP for Split MNIST)."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: list[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_classes)
+        self.feature_dim = width
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(Classifier):
+    """ResNet-18 for small images as in mammoth / ER-ACE: 3x3 stem, stride 1, no max-pool.
+
+    ``nf=64`` is the offline (DER paper) network, ``nf=20`` the reduced one of the online protocol.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, nf: int = 64) -> None:
+        super().__init__()
+        in_channels = input_shape[0]
+        self.conv1 = nn.Conv2d(in_channels, nf, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(nf)
+        layers, planes = [], nf
+        for i, width in enumerate([nf, 2 * nf, 4 * nf, 8 * nf]):
+            stride = 1 if i == 0 else 2
+            layers.append(nn.Sequential(BasicBlock(planes, width, stride), BasicBlock(width, width, 1)))
+            planes = width
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Linear(8 * nf, num_classes)
+        self.feature_dim = 8 * nf
+
+    def features(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layers(out)
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)

@@ -1,0 +1,91 @@
+"""Label plug-ins: what target the replay draw's extra ``alpha``-weighted term is trained against.
+
+``labels=hard`` means no plug-in at all (the plain baseline). The fixed variants here are the controls
+of the paper's sanity table; the learned ones (``ddn``, ``l2y``) live in :mod:`src.plugins.ddn`.
+"""
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from src.methods.base import StepBatch, StepContext
+
+if TYPE_CHECKING:  # the learner imports this module; only type hints go the other way
+    from src.learner import ContinualLearner
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean over the batch of -sum_c target_c * log softmax(logits)_c (targets are probabilities)."""
+    return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def restrict_to_seen(scores: Tensor, seen: Tensor) -> Tensor:
+    """Softmax over the classes seen so far; unseen classes get probability 0."""
+    return torch.softmax(scores.masked_fill(~seen, float("-inf")), dim=1)
+
+
+class LabelPlugin(nn.Module, abc.ABC):
+    """Base: fixed targets, no outer step. Subclasses say how targets are made."""
+
+    def maybe_outer_step(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
+                         ctx: StepContext, step: int) -> None:
+        """Learned variants update their parameters here, before the real step."""
+
+    def on_insert(self, slots: Tensor, y: Tensor) -> None:
+        """Called after reservoir insertion with the slot each stream sample went to (-1: dropped)."""
+
+    @abc.abstractmethod
+    def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
+        """Soft labels (B, n_classes) for the replay draw, detached: the inner step does not train them."""
+
+    def diagnostics(self) -> dict[str, float]:
+        return dict(self._diag) if hasattr(self, "_diag") else {}
+
+    def _record(self, probs: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        """Soft-label health (entropy, mass on the true class, argmax flips); returns ``probs`` detached."""
+        p = probs.detach()
+        entropy = -(p * p.clamp_min(1e-12).log()).sum(1)
+        self._diag = {
+            "entropy": float(entropy.mean()),
+            "entropy_max": float(torch.log(ctx.seen_classes.sum().clamp_min(1).float())),
+            "true_class_mass": float(p.gather(1, y[:, None]).mean()),
+            "argmax_flip_share": float((p.argmax(1) != y).float().mean()),
+        }
+        return p
+
+
+class HardExtra(LabelPlugin):
+    """Control: the extra alpha term on the *hard* labels (is a DDN gain just more buffer weight?)."""
+
+    def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
+        return self._record(F.one_hot(draw.y, len(ctx.seen_classes)).float(), draw.y, ctx)
+
+
+class Smooth(LabelPlugin):
+    """Uniform label smoothing over the classes seen so far: (1 - eps) one-hot + eps / n_seen."""
+
+    def __init__(self, smoothing: float) -> None:
+        super().__init__()
+        self.smoothing = smoothing
+
+    def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
+        seen = ctx.seen_classes.float()
+        uniform = seen / seen.sum()
+        hard = F.one_hot(draw.y, len(seen)).float()
+        return self._record((1 - self.smoothing) * hard + self.smoothing * uniform, draw.y, ctx)
+
+
+class RandomLabels(LabelPlugin):
+    """Control: fixed random soft labels per buffer slot (drawn once), restricted to seen classes."""
+
+    def __init__(self, buffer_size: int, n_classes: int, seed: int, scale: float = 1.0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed + 4242)
+        self.register_buffer("scores", scale * torch.randn(buffer_size, n_classes, generator=g))
+
+    def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
+        return self._record(restrict_to_seen(self.scores[draw.slots], ctx.seen_classes[None]), draw.y, ctx)

@@ -1,0 +1,63 @@
+"""The machine-readable results file of a run and the short table printed at its end."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS_FILE = "results.json"
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: numpy to lists, NaN to null."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return None if math.isnan(float(obj)) or math.isinf(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def versions() -> dict[str, str]:
+    import hydra
+    import pytorch_lightning
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "pytorch_lightning": pytorch_lightning.__version__, "hydra": hydra.__version__,
+            "cuda": str(torch.version.cuda), "machine": platform.machine()}
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write then rename: a killed run never leaves a half-written file behind."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_clean(payload), indent=2))
+    os.replace(tmp, path)
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def format_table(class_il: np.ndarray, task_il: np.ndarray, final: dict[str, float], title: str) -> str:
+    """Accuracy matrix (class-IL / task-IL per cell) and the final metrics, as plain text."""
+    n = len(class_il)
+    lines = [title, "after task | " + " | ".join(f"task {i}".rjust(11) for i in range(n))]
+    for t in range(n):
+        if np.isnan(class_il[t, 0]):
+            continue
+        cells = [f"{class_il[t, i]:5.1f}/{task_il[t, i]:5.1f}" if i <= t else " " * 11 for i in range(n)]
+        lines.append(f"{t:>10} | " + " | ".join(cells))
+    lines.append("cells: class-IL / task-IL accuracy (%)")
+    lines.append("final: " + ", ".join(f"{k}={v:.2f}" for k, v in final.items() if isinstance(v, float)))
+    return "\n".join(lines)

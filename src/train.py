@@ -1,0 +1,180 @@
+"""Entry point: ``python -m src.train baseline=er buffer=200`` (Hydra). Returns the optimised metric."""
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src import metrics
+from src.buffer import ReservoirBuffer
+from src.config_check import ConfigError, validate_config
+from src.data.sources import DataError
+from src.data.stream import TaskStream
+from src.data.transforms import BatchPreprocess
+from src.learner import ContinualLearner, DivergenceError
+from src.loop import RunRecord, run_tasks
+from src.plugins.factory import build_label_plugin
+from src.results import RESULTS_FILE, format_table, versions, write_json_atomic
+from src.tb_logging import log_run_end
+
+log = logging.getLogger("ddn_cl")
+
+
+def quiet_lightning() -> None:
+    """One Trainer per task would print its banner and tips five times: keep only warnings that matter."""
+    import warnings
+
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def build(cfg: DictConfig) -> tuple[TaskStream, ContinualLearner]:
+    """Data stream and learner from the composed config (everything through ``instantiate``)."""
+    data = instantiate(cfg.dataset.source)
+    ds = cfg.dataset
+    if len(data.classes) != ds.n_classes:
+        raise DataError(f"dataset.root={ds.get('root')} holds {len(data.classes)} classes but dataset.n_classes="
+                        f"{ds.n_classes}: point dataset.root at the right data or fix dataset.n_classes")
+    order = None
+    if ds.class_order == "permute":
+        order = torch.randperm(ds.n_classes, generator=torch.Generator().manual_seed(ds.class_order_seed)).tolist()
+    elif ds.class_order != "fixed":
+        order = list(ds.class_order)
+    stream = TaskStream(data, ds.classes_per_task, cfg.setting.batch_size, seed=cfg.seed, class_order=order)
+
+    torch.manual_seed(cfg.seed)  # model init only: buffer, stream and augmentation have their own generators
+    net = instantiate(ds.net, input_shape=stream.image_shape, num_classes=stream.n_classes)
+    method = instantiate(cfg.baseline.method)
+    method.setup(net)
+    buffer = None
+    if method.num_draws > 0:
+        buffer = ReservoirBuffer(cfg.buffer, stream.image_shape, stream.n_classes, seed=cfg.seed)
+    preprocess = BatchPreprocess(ds.mean, ds.std, crop_padding=ds.augment.crop_padding, flip=ds.augment.flip)
+    labels = build_label_plugin(cfg, net, stream.n_classes)
+    learner = ContinualLearner(
+        net=net, method=method, buffer=buffer, preprocess=preprocess, optimizer=instantiate(cfg.optimizer),
+        buffer_batch_size=cfg.setting.buffer_batch_size, augment=cfg.setting.augment,
+        augment_buffer=cfg.setting.augment_buffer, concat_forward=cfg.setting.concat_forward, seed=cfg.seed,
+        labels=labels, alpha=cfg.alpha, log_every_n_steps=cfg.log_every_n_steps,
+    )
+    return stream, learner
+
+
+def _make_logger(cfg: DictConfig, out_dir: Path):
+    if cfg.logger is None or not cfg.logger.get("_target_"):
+        return None
+    return instantiate(cfg.logger, save_dir=str(out_dir))
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """One continual-learning run; writes ``results.json`` in ``cfg.output_dir`` and returns its payload."""
+    validate_config(cfg)
+    quiet_lightning()
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    stream, learner = build(cfg)
+    logger = _make_logger(cfg, out_dir)
+
+    def make_trainer(epochs: int):
+        return instantiate(cfg.trainer, max_epochs=epochs, logger=logger)
+
+    status, error, rec = "completed", None, None
+    try:
+        rec = run_tasks(learner, stream, make_trainer, cfg.setting.epochs, logger=logger,
+                        joint=bool(learner.method.trains_jointly))
+    except DivergenceError as err:
+        status, error = "diverged", str(err)
+        log.error(error)
+    payload = _payload(cfg, rec, learner, status, error, time.time() - started)
+    write_json_atomic(out_dir / RESULTS_FILE, payload)
+    if rec is not None and status == "completed":
+        name = rec.reported
+        log_run_end(logger, rec.class_il[name], rec.task_il[name], _hparams(cfg), payload["final"])
+        print(format_table(rec.class_il[name], rec.task_il[name], payload["final"],
+                           f"{cfg.baseline.name} / labels={cfg.labels} / {cfg.dataset.name} / "
+                           f"{cfg.setting.name} / buffer={cfg.buffer} / seed={cfg.seed}"))
+        print(f"results: {out_dir / RESULTS_FILE}")
+    return payload
+
+
+def _hparams(cfg: DictConfig) -> dict[str, Any]:
+    return {"baseline": cfg.baseline.name, "dataset": cfg.dataset.name, "setting": cfg.setting.name,
+            "buffer": cfg.buffer, "labels": cfg.labels, "alpha": cfg.alpha, "beta": cfg.beta, "seed": cfg.seed,
+            "lr": cfg.optimizer.lr}
+
+
+def _payload(cfg: DictConfig, rec: RunRecord | None, learner: ContinualLearner, status: str,
+             error: str | None, wall: float) -> dict[str, Any]:
+    final: dict[str, float] = {}
+    matrices: dict[str, Any] = {}
+    if rec is not None:
+        for name in rec.class_il:
+            prefix = "" if name == rec.reported else f"{name}_"
+            cil, til = metrics.summarise(rec.class_il[name]), metrics.summarise(rec.task_il[name])
+            final.update({f"{prefix}class_il": cil["acc"], f"{prefix}task_il": til["acc"],
+                          f"{prefix}forgetting": cil["forgetting"], f"{prefix}bwt": cil["bwt"],
+                          f"{prefix}task_il_forgetting": til["forgetting"]})
+            matrices[name] = {"class_il": rec.class_il[name], "task_il": rec.task_il[name]}
+    timings = dict(learner.timings)
+    train_s = rec.train_seconds if rec is not None else None
+    return {
+        "status": status,
+        "error": error,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "final": final,
+        "accuracy_matrices": matrices,
+        "reported_model": rec.reported if rec is not None else None,
+        "wall_clock_s": wall,
+        "train_s": train_s,
+        "eval_s": rec.eval_seconds if rec is not None else None,
+        "samples_seen": learner.samples_seen,
+        "steps": int(learner.total_steps),
+        "samples_per_s": learner.samples_seen / timings["step"] if timings["step"] > 0 else None,
+        "step_timings_s": timings,
+        "label_diagnostics": learner.labels.summary() if learner.labels is not None else None,
+        "versions": versions(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def optimized_value(cfg: DictConfig, payload: dict[str, Any]) -> float:
+    """The metric a sweeper optimises (``optimized_metric`` names a key of ``final``)."""
+    if payload["status"] != "completed":
+        raise RuntimeError(f"run {payload['status']}: {payload['error']}")
+    return float(payload["final"][cfg.optimized_metric])
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    try:
+        payload = train(cfg)
+    except (ConfigError, DataError) as err:
+        _discard_run_folder(cfg)
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    return optimized_value(cfg, payload)
+
+
+def _discard_run_folder(cfg: DictConfig) -> None:
+    """A refused run leaves no folder that could pass for a finished run."""
+    out = Path(cfg.output_dir)
+    if out.is_dir() and not (out / RESULTS_FILE).exists():
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=2)
+    main()
