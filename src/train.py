@@ -11,6 +11,7 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -42,7 +43,10 @@ def quiet_lightning() -> None:
 
 def build(cfg: DictConfig) -> tuple[TaskStream, ContinualLearner]:
     """Data stream and learner from the composed config (everything through ``instantiate``)."""
-    data = instantiate(cfg.dataset.source)
+    try:
+        data = instantiate(cfg.dataset.source)
+    except InstantiationException as err:  # keep our one-line data errors one line
+        raise (err.__cause__ if isinstance(err.__cause__, DataError) else err) from None
     ds = cfg.dataset
     if len(data.classes) != ds.n_classes:
         raise DataError(f"dataset.root={ds.get('root')} holds {len(data.classes)} classes but dataset.n_classes="
