@@ -41,8 +41,10 @@ def validate_config(cfg: DictConfig) -> None:
         _fail("ddn.every", ddn.every, "use an integer >= 1 (outer step every N inner steps)")
     if ddn.lr <= 0:
         _fail("ddn.lr", ddn.lr, "the DDN (outer) learning rate must be > 0")
-    if ddn.val_source not in ("stream_buffer", "lookahead", "heldout_buffer"):
-        _fail("ddn.val_source", ddn.val_source, "choose stream_buffer, lookahead or heldout_buffer")
+    if ddn.val_source not in ("stream_buffer", "heldout_buffer"):
+        _fail("ddn.val_source", ddn.val_source, "choose stream_buffer or heldout_buffer")
+    if ddn.input not in ("features", "image"):
+        _fail("ddn.input", ddn.input, "choose features or image")
     if cfg.optimizer.lr <= 0:
         _fail("optimizer.lr", cfg.optimizer.lr, "the learning rate must be > 0, e.g. optimizer.lr=0.1")
     s = cfg.setting

@@ -95,16 +95,15 @@ class ContinualLearner(pl.LightningModule):
             draws.append(StepBatch(x, d.y, d.task, d.logits, d.slots))
         return draws
 
-    def features(self, xs: list[Tensor], net: Callable[[Tensor], Tensor] | None = None) -> list[Tensor]:
-        """Penultimate features of several batches: one concatenated forward or one per batch."""
-        feats = self.net.features if net is None else net
+    def batched(self, fn: Callable[[Tensor], Tensor], xs: list[Tensor]) -> list[Tensor]:
+        """``fn`` on several batches: one concatenated forward or one per batch (``concat_forward``)."""
         if self.concat_forward and len(xs) > 1:
-            return list(feats(torch.cat(xs)).split([len(x) for x in xs]))
-        return [feats(x) for x in xs]
+            return list(fn(torch.cat(xs)).split([len(x) for x in xs]))
+        return [fn(x) for x in xs]
 
     # ----------------------------------------------------------------------------- loss
-    def inner_loss(self, logits: list[Tensor], feats: list[Tensor], stream: StepBatch, draws: list[StepBatch],
-                   ctx: StepContext, soft_targets: Tensor | None) -> dict[str, Tensor]:
+    def inner_loss(self, logits: list[Tensor], stream: StepBatch, draws: list[StepBatch], ctx: StepContext,
+                   soft_targets: Tensor | None) -> dict[str, Tensor]:
         """The method's loss terms plus, when a label plug-in is on, alpha * soft CE on its replay draw."""
         terms = self.method.loss(logits[0], logits[1:], stream, draws, ctx)
         if soft_targets is not None:
@@ -126,13 +125,13 @@ class ContinualLearner(pl.LightningModule):
             self.labels.maybe_outer_step(self, stream, draws, ctx, int(self.total_steps))
             self.timings["outer"] += time.perf_counter() - t_outer
 
-        feats = self.features([stream.x, *(d.x for d in draws)])
+        feats = self.batched(self.net.features, [stream.x, *(d.x for d in draws)])
         logits = [self.net.head(f) for f in feats]
         soft = None
         if use_labels:
             label_draw = draws[self.method.label_draw]
             soft = self.labels.targets(feats[1 + self.method.label_draw].detach(), label_draw, ctx)
-        terms = self.inner_loss(logits, feats, stream, draws, ctx, soft)
+        terms = self.inner_loss(logits, stream, draws, ctx, soft)
         loss = sum(terms.values())
 
         loss_value = float(loss.detach())

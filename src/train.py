@@ -66,7 +66,7 @@ def build(cfg: DictConfig) -> tuple[TaskStream, ContinualLearner]:
     if method.num_draws > 0:
         buffer = ReservoirBuffer(cfg.buffer, stream.image_shape, stream.n_classes, seed=cfg.seed)
     preprocess = BatchPreprocess(ds.mean, ds.std, crop_padding=ds.augment.crop_padding, flip=ds.augment.flip)
-    labels = build_label_plugin(cfg, net, stream.n_classes)
+    labels = build_label_plugin(cfg, net, stream.n_classes, stream.image_shape)
     learner = ContinualLearner(
         net=net, method=method, buffer=buffer, preprocess=preprocess, optimizer=instantiate(cfg.optimizer),
         buffer_batch_size=cfg.setting.buffer_batch_size, augment=cfg.setting.augment,

@@ -17,8 +17,10 @@ class Classifier(nn.Module, abc.ABC):
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features, shape (B, feature_dim)."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+    def forward(self, x: Tensor, features_only: bool = False) -> Tensor:
+        # ``features_only`` lets torch.func.functional_call reach the features under virtual parameters
+        feats = self.features(x)
+        return feats if features_only else self.head(feats)
 
 
 class MLP(Classifier):

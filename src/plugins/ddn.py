@@ -1,3 +1,331 @@
-"""placeholder during bring-up"""
-def build_learned_labels(cfg, net, n_classes):
-    raise ValueError("not yet")
+"""Learned soft labels trained by bi-level optimisation: Data-Distill-Net (``ddn``) and per-slot logits (``l2y``).
+
+Outer step (every ``ddn.every`` inner steps, from the second task on), before the real step:
+  theta_{k+1} = theta_k - eta * grad_theta L_inner(theta_k, omega)      k = 0..K-1 (virtual, not applied)
+  L_outer     = CE(f_{theta_K}(x_val), y_val)                            hard labels
+  omega      <- Adam(omega, dL_outer/domega)                             one manual_backward
+  omega_bar  <- beta * omega_bar + (1 - beta) * omega                    (ddn: the EMA cache)
+The real inner step uses the soft labels of the cache (ddn) or of the current slot logits (l2y), detached.
+See docs/method.md for the equations, defaults and why.
+"""
+from __future__ import annotations
+
+import abc
+import copy
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from src.methods.base import StepBatch, StepContext, cross_entropy
+from src.plugins.labels import LabelPlugin, restrict_to_seen
+
+if TYPE_CHECKING:
+    from src.learner import ContinualLearner
+
+
+class LabelNet(nn.Module):
+    """G_omega: MLP over (representation, one-hot label) -> scores over all classes.
+
+    soft label = softmax over allowed classes of (MLP(input) + init_margin * one_hot(y)). The last layer
+    starts at zero, so at initialisation the soft label is softmax(init_margin * one_hot): (almost) the
+    hard label, and switching DDN on cannot hurt at step 0.
+    """
+
+    def __init__(self, in_dim: int, n_classes: int, hidden: list[int], init_margin: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim + n_classes
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        last = nn.Linear(width, n_classes)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.mlp = nn.Sequential(*layers, last)
+        self.n_classes, self.init_margin = n_classes, init_margin
+
+    def forward(self, rep: Tensor, y: Tensor, allowed: Tensor) -> Tensor:
+        onehot = F.one_hot(y, self.n_classes).to(rep.dtype)
+        scores = self.mlp(torch.cat([rep, onehot], 1)) + self.init_margin * onehot
+        return restrict_to_seen(scores, allowed)
+
+
+class BilevelLabels(LabelPlugin):
+    """Shared outer step of the learned variants; subclasses say how labels come from their parameters."""
+
+    def __init__(self, opts: DictConfig, n_classes: int, classes_per_task: int, seed: int,
+                 frozen: bool = False) -> None:
+        super().__init__()
+        self.every, self.unroll_steps, self.scope = opts.every, opts.unroll_steps, opts.unroll_scope
+        self.first_order, self.val_source = opts.first_order, opts.val_source
+        self.val_batch_size, self.val_balanced = opts.val_batch_size, opts.get("val_balanced", False)
+        self.old_to_old, self.frozen = opts.old_to_old, frozen
+        self.n_classes, self.classes_per_task = n_classes, classes_per_task
+        self.generator = torch.Generator().manual_seed(seed + 31337)  # validation draws: not the replay RNG
+        self.outer_lr = opts.lr
+        self.outer_optimizer: torch.optim.Optimizer | None = None
+        self.last_outer_loss = float("nan")
+        self.outer_steps = 0
+
+    # -- what subclasses provide
+    @abc.abstractmethod
+    def learnable(self) -> list[nn.Parameter]:
+        """The parameters the outer step trains."""
+
+    @abc.abstractmethod
+    def live_labels(self, rep: Tensor, draw: StepBatch, allowed: Tensor) -> Tensor:
+        """Soft labels that carry the gradient to the learnable parameters (outer step)."""
+
+    @abc.abstractmethod
+    def cached_labels(self, rep: Tensor, draw: StepBatch, allowed: Tensor) -> Tensor:
+        """Soft labels for the real inner step (no gradient)."""
+
+    def after_outer(self) -> None:
+        """After each omega update (ddn: EMA cache)."""
+
+    # -- shared machinery
+    def optimizer(self) -> torch.optim.Optimizer:
+        if self.outer_optimizer is None:
+            self.outer_optimizer = torch.optim.Adam(self.learnable(), lr=self.outer_lr)
+        return self.outer_optimizer
+
+    def get_extra_state(self) -> dict:
+        return {"generator": self.generator.get_state(), "outer_steps": self.outer_steps,
+                "optimizer": self.optimizer().state_dict()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.outer_steps = state["outer_steps"]
+        self.optimizer().load_state_dict(state["optimizer"])
+
+    def allowed_classes(self, draw: StepBatch, ctx: StepContext) -> Tensor:
+        """(B, C) bool: seen classes; with ``old_to_old`` old-task samples only get old-task classes."""
+        allowed = ctx.seen_classes[None].expand(len(draw.y), -1).clone()
+        if self.old_to_old and ctx.task > 0:
+            old = draw.task < ctx.task
+            allowed[old, ctx.task * self.classes_per_task:] = False
+        return allowed
+
+    def representation(self, learner: ContinualLearner, draw: StepBatch, feats: Tensor) -> Tensor:
+        return feats
+
+    def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
+        with torch.no_grad():
+            probs = self.cached_labels(features, draw, self.allowed_classes(draw, ctx))
+        return self._record(probs, draw.y, ctx)
+
+    def _pick(self, candidates: Tensor, labels: Tensor, k: int) -> Tensor:
+        if len(candidates) == 0:
+            return candidates
+        if not self.val_balanced:
+            return candidates[torch.randperm(len(candidates), generator=self.generator)[:k]]
+        picked = []
+        classes = labels[candidates].unique()
+        per_class = max(1, math.ceil(k / len(classes)))
+        for c in classes.tolist():
+            pool = candidates[labels[candidates] == c]
+            picked.append(pool[torch.randperm(len(pool), generator=self.generator)[:per_class]])
+        return torch.cat(picked)
+
+    def validation_batch(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
+                         ctx: StepContext) -> StepBatch | None:
+        """Hard-labelled batch for L_outer.
+
+        ``stream_buffer`` (the paper): the current stream batch together with buffer samples of earlier
+        tasks (M_{n-1} u T_n). ``heldout_buffer``: buffer samples (any task) not in this step's replay
+        draws, so the inner step has not just trained on them.
+        """
+        buf = learner.buffer
+        n = len(buf)
+        slots = torch.arange(n)
+        labels = buf.labels[:n].cpu()
+        tasks = buf.task_ids[:n].cpu()
+        if self.val_source == "stream_buffer":
+            chosen = self._pick(slots[tasks < ctx.task], labels, self.val_batch_size)
+            parts = [stream]
+        else:  # heldout_buffer
+            used = torch.zeros(n, dtype=torch.bool)
+            for d in draws:
+                used[d.slots.cpu()] = True
+            chosen = self._pick(slots[~used], labels, self.val_batch_size)
+            parts = []
+        if len(chosen):
+            d = buf.gather(chosen)
+            parts.append(StepBatch(learner.preprocess(d.x), d.y, d.task))
+        if not parts:
+            return None
+        return StepBatch(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]),
+                         torch.cat([p.task for p in parts]))
+
+    def maybe_outer_step(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
+                         ctx: StepContext, step: int) -> None:
+        if self.frozen or ctx.task == 0 or step % self.every:
+            return
+        val = self.validation_batch(learner, stream, draws, ctx)
+        if val is None:
+            return
+        loss = self.outer_loss(learner, stream, draws, val, ctx, learner.lr)
+        opt = self.optimizer()
+        opt.zero_grad()
+        learner.manual_backward(loss)  # one backward: under DDP the hypergradient is averaged over ranks
+        opt.step()
+        self.after_outer()
+        self.outer_steps += 1
+        self.last_outer_loss = float(loss.detach())
+
+    def outer_loss(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch], val: StepBatch,
+                   ctx: StepContext, lr: float) -> Tensor:
+        """L_outer after K virtual steps (step size ``lr``) of the method's inner loss (+ alpha * soft CE)."""
+        net = learner.net
+        # cloned buffers: the virtual forwards must not move the real BatchNorm statistics
+        buffers = {n: b.clone() for n, b in net.named_buffers()}
+        params = dict(net.named_parameters())
+
+        def fwd(p: dict[str, Tensor], x: Tensor, features_only: bool = False) -> Tensor:
+            return functional_call(net, (p, buffers), (x,), {"features_only": features_only})
+
+        xs = [stream.x, *(d.x for d in draws)]
+        li = learner.method.label_draw
+        with torch.no_grad():
+            label_rep = fwd(params, draws[li].x, features_only=True)
+        soft = self.live_labels(self.representation(learner, draws[li], label_rep), draws[li],
+                                self.allowed_classes(draws[li], ctx))
+
+        if self.scope == "head":
+            with torch.no_grad():
+                feats = learner.batched(lambda x: fwd(params, x, True), xs)
+                val_feats = fwd(params, val.x, True)
+            theta = {"weight": net.head.weight, "bias": net.head.bias}
+
+            def inner_logits(th: dict[str, Tensor]) -> list[Tensor]:
+                return [F.linear(f, th["weight"], th["bias"]) for f in feats]
+
+            def val_logits(th: dict[str, Tensor]) -> Tensor:
+                return F.linear(val_feats, th["weight"], th["bias"])
+        else:
+            theta = params
+
+            def inner_logits(th: dict[str, Tensor]) -> list[Tensor]:
+                return learner.batched(lambda x: fwd(th, x), xs)
+
+            def val_logits(th: dict[str, Tensor]) -> Tensor:
+                return fwd(th, val.x)
+
+        theta_k = self.unroll(theta, inner_logits, lambda logits: sum(
+            learner.inner_loss(logits, stream, draws, ctx, soft).values()), lr)
+        return cross_entropy(val_logits(theta_k), val.y)
+
+    def unroll(self, theta: dict[str, Tensor], inner_logits: Callable[[dict[str, Tensor]], list[Tensor]],
+               inner_loss: Callable[[list[Tensor]], Tensor], lr: float) -> dict[str, Tensor]:
+        """K virtual SGD steps. The start point is detached (only omega receives the hypergradient).
+
+        ``first_order`` treats d theta_k / d theta_{k-1} as the identity (drops the Hessian terms); the
+        mixed term d^2 L / d theta d omega, the only path from omega to theta, always stays. At K = 1 both
+        modes give the same, exact, hypergradient.
+        """
+        th = {n: t.detach().requires_grad_() for n, t in theta.items()}
+        names = list(th)
+        for _ in range(self.unroll_steps):
+            at = {n: th[n].detach().requires_grad_() for n in names} if self.first_order else th
+            loss = inner_loss(inner_logits(at))
+            grads = torch.autograd.grad(loss, [at[n] for n in names], create_graph=True, allow_unused=True)
+            th = {n: th[n] - lr * g if g is not None else th[n] for n, g in zip(names, grads)}
+        return th
+
+    def summary(self) -> dict[str, float]:
+        out = super().summary()
+        out.update(outer_steps=self.outer_steps, last_outer_loss=self.last_outer_loss)
+        return out
+
+    def diagnostics(self) -> dict[str, float]:
+        out = super().diagnostics()
+        if not math.isnan(self.last_outer_loss):
+            out["outer_loss"] = self.last_outer_loss
+        return out
+
+
+class DDNLabels(BilevelLabels):
+    """Data-Distill-Net: one label network shared by all buffer samples, with an EMA cache (beta)."""
+
+    def __init__(self, opts: DictConfig, rep_dim: int, n_classes: int, classes_per_task: int, beta: float,
+                 seed: int, image_input: bool, frozen: bool = False) -> None:
+        super().__init__(opts, n_classes, classes_per_task, seed, frozen)
+        g = torch.get_rng_state()
+        torch.manual_seed(seed + 2024)  # own init stream: the classifier init is the same with and without DDN
+        self.label_net = LabelNet(rep_dim, n_classes, list(opts.hidden), opts.init_margin)
+        torch.set_rng_state(g)
+        self.ema = copy.deepcopy(self.label_net).requires_grad_(False)
+        self.beta, self.image_input = beta, image_input
+
+    def learnable(self) -> list[nn.Parameter]:
+        return list(self.label_net.parameters())
+
+    def representation(self, learner: ContinualLearner, draw: StepBatch, feats: Tensor) -> Tensor:
+        return draw.x.flatten(1) if self.image_input else feats
+
+    def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
+        rep = draw.x.flatten(1) if self.image_input else features
+        return super().targets(rep, draw, ctx)
+
+    def live_labels(self, rep: Tensor, draw: StepBatch, allowed: Tensor) -> Tensor:
+        return self.label_net(rep, draw.y, allowed)
+
+    def cached_labels(self, rep: Tensor, draw: StepBatch, allowed: Tensor) -> Tensor:
+        return self.ema(rep, draw.y, allowed)
+
+    @torch.no_grad()
+    def after_outer(self) -> None:
+        for cache, live in zip(self.ema.parameters(), self.label_net.parameters()):
+            cache.mul_(self.beta).add_(live.detach(), alpha=1 - self.beta)
+
+
+class SlotLogits(BilevelLabels):
+    """``l2y``: a learnable logit vector per buffer slot, trained by the same outer loss ("direct
+    optimisation"). A slot's logits (and their Adam moments) restart at init_margin * one_hot(y) when
+    reservoir puts a new sample in the slot."""
+
+    def __init__(self, opts: DictConfig, buffer_size: int, n_classes: int, classes_per_task: int,
+                 seed: int) -> None:
+        super().__init__(opts, n_classes, classes_per_task, seed)
+        self.slot_logits = nn.Parameter(torch.zeros(buffer_size, n_classes))
+        self.init_margin = opts.init_margin
+
+    def learnable(self) -> list[nn.Parameter]:
+        return [self.slot_logits]
+
+    def live_labels(self, rep: Tensor, draw: StepBatch, allowed: Tensor) -> Tensor:
+        return restrict_to_seen(self.slot_logits[draw.slots], allowed)
+
+    def cached_labels(self, rep: Tensor, draw: StepBatch, allowed: Tensor) -> Tensor:
+        return self.live_labels(rep, draw, allowed)
+
+    @torch.no_grad()
+    def on_insert(self, slots: Tensor, y: Tensor) -> None:
+        keep = slots >= 0
+        if not keep.any():
+            return
+        s = slots[keep].to(self.slot_logits.device)
+        self.slot_logits[s] = self.init_margin * F.one_hot(y[keep.to(y.device)], self.n_classes).float()
+        state = self.optimizer().state.get(self.slot_logits, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key][s] = 0.0
+
+
+def build_learned_labels(cfg: DictConfig, net: nn.Module, n_classes: int,
+                         image_shape: tuple[int, ...]) -> BilevelLabels:
+    """``labels=ddn`` / ``ddn_frozen`` / ``l2y`` from the config."""
+    opts = cfg.ddn
+    cpt = cfg.dataset.classes_per_task
+    if cfg.labels == "l2y":
+        return SlotLogits(opts, cfg.buffer, n_classes, cpt, cfg.seed)
+    image_input = opts.input == "image"
+    rep_dim = math.prod(image_shape) if image_input else net.head.in_features
+    return DDNLabels(opts, rep_dim, n_classes, cpt, cfg.beta, cfg.seed, image_input,
+                     frozen=cfg.labels == "ddn_frozen")

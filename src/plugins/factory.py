@@ -9,7 +9,8 @@ from src.plugins.labels import HardExtra, LabelPlugin, RandomLabels, Smooth
 LABEL_VARIANTS = ("hard", "hard_extra", "smooth", "random", "l2y", "ddn", "ddn_frozen")
 
 
-def build_label_plugin(cfg: DictConfig, net: nn.Module, n_classes: int) -> LabelPlugin | None:
+def build_label_plugin(cfg: DictConfig, net: nn.Module, n_classes: int,
+                       image_shape: tuple[int, ...]) -> LabelPlugin | None:
     kind = cfg.labels
     if kind == "hard":
         return None
@@ -21,4 +22,4 @@ def build_label_plugin(cfg: DictConfig, net: nn.Module, n_classes: int) -> Label
         return RandomLabels(cfg.buffer, n_classes, seed=cfg.seed)
     from src.plugins.ddn import build_learned_labels
 
-    return build_learned_labels(cfg, net, n_classes)
+    return build_learned_labels(cfg, net, n_classes, image_shape)

@@ -6,6 +6,7 @@ of the paper's sanity table; the learned ones (``ddn``, ``l2y``) live in :mod:`s
 from __future__ import annotations
 
 import abc
+import logging
 from typing import TYPE_CHECKING
 
 import torch
@@ -13,6 +14,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from src.methods.base import StepBatch, StepContext
+
+log = logging.getLogger("ddn_cl")
+COLLAPSE_RATIO = 0.9  # entropy above this share of log(n_seen) counts as collapse
 
 if TYPE_CHECKING:  # the learner imports this module; only type hints go the other way
     from src.learner import ContinualLearner
@@ -43,18 +47,36 @@ class LabelPlugin(nn.Module, abc.ABC):
         """Soft labels (B, n_classes) for the replay draw, detached: the inner step does not train them."""
 
     def diagnostics(self) -> dict[str, float]:
-        return dict(self._diag) if hasattr(self, "_diag") else {}
+        """Soft-label health of the latest replay draw (logged to TensorBoard)."""
+        return dict(getattr(self, "_diag", {}))
+
+    def summary(self) -> dict[str, float]:
+        """Run-level means of the soft-label health figures (written to results.json)."""
+        sums, n = getattr(self, "_diag_sum", {}), getattr(self, "_diag_n", 0)
+        out = {k: v / n for k, v in sums.items()} if n else {}
+        out["collapse_warnings"] = getattr(self, "_collapse_warnings", 0)
+        return out
 
     def _record(self, probs: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
         """Soft-label health (entropy, mass on the true class, argmax flips); returns ``probs`` detached."""
         p = probs.detach()
-        entropy = -(p * p.clamp_min(1e-12).log()).sum(1)
+        entropy = float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
+        max_entropy = float(torch.log(ctx.seen_classes.sum().clamp_min(1).float()))
         self._diag = {
-            "entropy": float(entropy.mean()),
-            "entropy_max": float(torch.log(ctx.seen_classes.sum().clamp_min(1).float())),
+            "entropy": entropy,
+            "entropy_ratio": entropy / max_entropy if max_entropy > 0 else 0.0,
             "true_class_mass": float(p.gather(1, y[:, None]).mean()),
             "argmax_flip_share": float((p.argmax(1) != y).float().mean()),
         }
+        self._diag_sum = {k: getattr(self, "_diag_sum", {}).get(k, 0.0) + v for k, v in self._diag.items()}
+        self._diag_n = getattr(self, "_diag_n", 0) + 1
+        if max_entropy > 0 and entropy > COLLAPSE_RATIO * max_entropy:
+            self._collapse_warnings = getattr(self, "_collapse_warnings", 0) + 1
+            if self._collapse_warnings in (1, 10, 100, 1000):
+                log.warning("LABEL COLLAPSE: soft-label entropy %.3f is %.0f%% of log(C)=%.3f at task %d "
+                            "(%d times so far): the labels carry almost no class information; lower ddn.lr "
+                            "or alpha", entropy, 100 * entropy / max_entropy, max_entropy, ctx.task,
+                            self._collapse_warnings)
         return p
 
 

@@ -1,0 +1,227 @@
+"""Data-Distill-Net: exact hypergradient, EMA, label variants, alpha=0 is the baseline, real-config runs."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from src.buffer import ReservoirBuffer
+from src.data.transforms import BatchPreprocess
+from src.learner import ContinualLearner
+from src.methods.base import StepBatch, StepContext
+from src.methods.er import ER
+from src.models.backbones import MLP, ResNet18
+from src.plugins.ddn import DDNLabels, LabelNet, SlotLogits
+from src.plugins.labels import RandomLabels, Smooth
+from src.train import train
+
+N_CLASSES = 4
+
+
+def ddn_opts(**kw):
+    base = dict(hidden=[8], input="features", init_margin=2.0, lr=1e-3, every=1, unroll_steps=1,
+                unroll_scope="head", first_order=False, val_source="stream_buffer", val_batch_size=6,
+                val_balanced=False, old_to_old=False)
+    base.update(kw)
+    return OmegaConf.create(base)
+
+
+class NoTrainerLearner(ContinualLearner):
+    """The learner outside a Trainer: a fixed lr and a plain backward."""
+
+    lr = 0.1
+
+    def manual_backward(self, loss, *args, **kwargs):
+        loss.backward()
+
+
+def tiny_learner(net, plugin=None, alpha=0.7, concat=True):
+    torch.manual_seed(0)
+    buf = ReservoirBuffer(16, (1, 4, 4), N_CLASSES, seed=0)
+    learner = NoTrainerLearner(net=net, method=ER(), buffer=buf, preprocess=BatchPreprocess(None, None),
+                               optimizer=lambda p: torch.optim.SGD(p, lr=0.1), buffer_batch_size=5,
+                               augment=False, augment_buffer=False, concat_forward=concat, seed=0,
+                               labels=plugin, alpha=alpha)
+    return learner.double()
+
+
+def batches(learner, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 255, (16, 1, 4, 4), generator=g, dtype=torch.uint8)
+    y = torch.arange(16) % 2  # task 0: classes 0, 1
+    learner.buffer.add(x, y, torch.zeros(16, dtype=torch.long))
+    sx = torch.randint(0, 255, (5, 1, 4, 4), generator=g, dtype=torch.uint8)
+    stream = StepBatch(learner.preprocess(sx).double(), torch.tensor([2, 3, 2, 3, 2]), torch.ones(5, dtype=torch.long))
+    d = learner.buffer.sample(5)
+    draw = StepBatch(learner.preprocess(d.x).double(), d.y, d.task, d.logits, d.slots)
+    seen = torch.tensor([True, True, True, True])
+    return stream, [draw], StepContext(task=1, seen_classes=seen)
+
+
+def outer_value_and_grad(plugin, learner, stream, draws, ctx):
+    val = plugin.validation_batch(learner, stream, draws, ctx)
+    val = StepBatch(val.x.double(), val.y, val.task)
+    loss = plugin.outer_loss(learner, stream, draws, val, ctx, lr=0.3)
+    params = plugin.learnable()
+    grads = torch.autograd.grad(loss, params)
+    return val, params, grads
+
+
+def finite_difference(plugin, learner, stream, draws, ctx, val, params, direction, eps=1e-6):
+    def value(sign):
+        with torch.no_grad():
+            for p, d in zip(params, direction):
+                p.add_(sign * eps * d)
+        with torch.enable_grad():
+            v = float(plugin.outer_loss(learner, stream, draws, val, ctx, lr=0.3).detach())
+        with torch.no_grad():
+            for p, d in zip(params, direction):
+                p.sub_(sign * eps * d)
+        return v
+
+    return (value(1) - value(-1)) / (2 * eps)
+
+
+@pytest.mark.parametrize("net_kind", ["mlp", "resnet"])
+@pytest.mark.parametrize("scope", ["head", "full"])
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("steps", [1, 2])
+def test_hypergradient_matches_finite_difference(net_kind, scope, first_order, steps):
+    torch.manual_seed(1)
+    net = MLP((1, 4, 4), N_CLASSES, [6]) if net_kind == "mlp" else ResNet18((1, 4, 4), N_CLASSES, nf=2)
+    rep_dim = net.head.in_features
+    plugin = DDNLabels(ddn_opts(unroll_scope=scope, first_order=first_order, unroll_steps=steps), rep_dim,
+                       N_CLASSES, 2, beta=0.9, seed=0, image_input=False)
+    learner = tiny_learner(net, plugin)
+    with torch.no_grad():  # a generic point, not the zero-initialised last layer
+        for p in plugin.label_net.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    stream, draws, ctx = batches(learner)
+    bn_before = {k: v.clone() for k, v in net.named_buffers()}
+    val, params, grads = outer_value_and_grad(plugin, learner, stream, draws, ctx)
+    for k, v in net.named_buffers():  # virtual forwards leave the real BatchNorm statistics alone
+        assert torch.equal(v, bn_before[k])
+    direction = [torch.randn_like(p) for p in params]
+    analytic = sum(float((g * d).sum()) for g, d in zip(grads, direction))
+    numeric = finite_difference(plugin, learner, stream, draws, ctx, val, params, direction)
+    assert abs(analytic) > 1e-8
+    if first_order and steps > 1:
+        # dropping the Hessian terms is an approximation: a different, finite value (no bound promised)
+        assert np.isfinite(analytic) and analytic != pytest.approx(numeric, rel=1e-5)
+    else:
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+def test_l2y_hypergradient_matches_finite_difference():
+    net = MLP((1, 4, 4), N_CLASSES, [6])
+    plugin = SlotLogits(ddn_opts(), buffer_size=16, n_classes=N_CLASSES, classes_per_task=2, seed=0)
+    learner = tiny_learner(net, plugin)
+    stream, draws, ctx = batches(learner)
+    with torch.no_grad():
+        plugin.slot_logits.copy_(torch.randn_like(plugin.slot_logits))
+    val, params, grads = outer_value_and_grad(plugin, learner, stream, draws, ctx)
+    direction = [torch.randn_like(p) for p in params]
+    analytic = sum(float((g * d).sum()) for g, d in zip(grads, direction))
+    numeric = finite_difference(plugin, learner, stream, draws, ctx, val, params, direction)
+    assert analytic == pytest.approx(numeric, rel=1e-5)
+    # only the slots of the replay draw get a gradient
+    touched = grads[0].abs().sum(1) > 0
+    assert set(touched.nonzero().flatten().tolist()) <= set(draws[0].slots.tolist())
+
+
+def test_label_net_starts_at_almost_the_hard_label():
+    net = LabelNet(5, N_CLASSES, [8, 8], init_margin=8.0)
+    y = torch.tensor([0, 1, 2])
+    allowed = torch.ones(3, N_CLASSES, dtype=torch.bool)
+    p = net(torch.randn(3, 5), y, allowed)
+    assert torch.allclose(p.sum(1), torch.ones(3))
+    assert (p.gather(1, y[:, None]) > 0.99).all()
+    allowed[:, 3] = False
+    assert (net(torch.randn(3, 5), y, allowed)[:, 3] == 0).all()
+
+
+def test_ema_update_is_exact():
+    plugin = DDNLabels(ddn_opts(), 5, N_CLASSES, 2, beta=0.75, seed=0, image_input=False)
+    cache = [p.clone() for p in plugin.ema.parameters()]
+    with torch.no_grad():
+        for p in plugin.label_net.parameters():
+            p.add_(1.0)
+    live = [p.clone() for p in plugin.label_net.parameters()]
+    plugin.after_outer()
+    for c, l, new in zip(cache, live, plugin.ema.parameters()):
+        assert torch.allclose(new, 0.75 * c + 0.25 * l, atol=0, rtol=0) or torch.equal(new, 0.75 * c + 0.25 * l)
+        assert not new.requires_grad
+
+
+def test_outer_step_updates_ddn_not_the_classifier_and_respects_every():
+    net = MLP((1, 4, 4), N_CLASSES, [6])
+    plugin = DDNLabels(ddn_opts(every=2, lr=0.05), net.head.in_features, N_CLASSES, 2, 0.9, 0, False).double()
+    learner = tiny_learner(net, plugin)
+    stream, draws, ctx = batches(learner)
+    before_net = copy.deepcopy(net.state_dict())
+    before = [p.clone() for p in plugin.label_net.parameters()]
+    plugin.maybe_outer_step(learner, stream, draws, ctx, step=1)  # not a multiple of every
+    assert all(torch.equal(a, b) for a, b in zip(before, plugin.label_net.parameters()))
+    plugin.maybe_outer_step(learner, stream, draws, ctx, step=2)
+    assert not all(torch.equal(a, b) for a, b in zip(before, plugin.label_net.parameters()))
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before_net.items())
+    plugin.maybe_outer_step(learner, stream, draws, StepContext(0, ctx.seen_classes), step=4)  # task 0: none
+    assert plugin.outer_steps == 1
+
+
+def test_smooth_random_and_l2y_targets():
+    seen = torch.tensor([True, True, True, False])
+    ctx = StepContext(task=1, seen_classes=seen)
+    draw = StepBatch(torch.zeros(3, 1), torch.tensor([0, 1, 2]), torch.zeros(3, dtype=torch.long),
+                     slots=torch.tensor([4, 0, 4]))
+    sm = Smooth(0.3).targets(None, draw, ctx)
+    assert torch.allclose(sm.sum(1), torch.ones(3))
+    assert sm[0, 0].item() == pytest.approx(0.7 + 0.1) and sm[0, 3] == 0
+    rnd = RandomLabels(8, N_CLASSES, seed=0)
+    r1, r2 = rnd.targets(None, draw, ctx), rnd.targets(None, draw, ctx)
+    assert torch.equal(r1, r2) and torch.equal(r1[0], r1[2])  # fixed per slot
+    assert (r1[:, 3] == 0).all() and torch.allclose(r1.sum(1), torch.ones(3))
+
+    l2y = SlotLogits(ddn_opts(init_margin=3.0), buffer_size=8, n_classes=N_CLASSES, classes_per_task=2, seed=0)
+    with torch.no_grad():
+        l2y.slot_logits.fill_(0.5)
+    l2y.optimizer().state[l2y.slot_logits] = {"exp_avg": torch.ones(8, N_CLASSES),
+                                              "exp_avg_sq": torch.ones(8, N_CLASSES)}
+    l2y.on_insert(torch.tensor([2, -1, 5]), torch.tensor([1, 0, 3]))
+    assert torch.equal(l2y.slot_logits[2], torch.tensor([0.0, 3.0, 0.0, 0.0]))
+    assert torch.equal(l2y.slot_logits[5], torch.tensor([0.0, 0.0, 0.0, 3.0]))
+    assert torch.equal(l2y.slot_logits[0], torch.full((4,), 0.5))  # untouched slot keeps its logits
+    assert l2y.optimizer().state[l2y.slot_logits]["exp_avg"][2].abs().sum() == 0
+
+
+def test_old_to_old_restricts_old_samples():
+    plugin = DDNLabels(ddn_opts(old_to_old=True), 5, N_CLASSES, 2, 0.9, 0, False)
+    draw = StepBatch(torch.zeros(2, 1), torch.tensor([0, 2]), torch.tensor([0, 1]))
+    allowed = plugin.allowed_classes(draw, StepContext(1, torch.ones(N_CLASSES, dtype=torch.bool)))
+    assert allowed.tolist() == [[True, True, False, False], [True, True, True, True]]
+
+
+RESNET = ["dataset.net._target_=src.models.backbones.ResNet18", "+dataset.net.nf=4", "~dataset.net.hidden"]
+
+
+@pytest.mark.parametrize("extra", [[], RESNET + ["ddn.unroll_scope=full"]])
+def test_alpha_zero_reproduces_the_baseline_bit_for_bit(cfg_factory, extra):
+    base = train(cfg_factory("buffer=40", "logger=none", *extra, out="hard"))
+    ddn = train(cfg_factory("buffer=40", "logger=none", "labels=ddn", "alpha=0", *extra, out="ddn"))
+    for key in ("class_il", "task_il"):
+        assert np.array_equal(base["accuracy_matrices"]["net"][key], ddn["accuracy_matrices"]["net"][key],
+                              equal_nan=True)
+    assert ddn["label_diagnostics"]["outer_steps"] > 0
+
+
+@pytest.mark.parametrize("labels", ["ddn", "ddn_frozen", "l2y", "smooth", "random", "hard_extra"])
+def test_every_label_variant_runs_through_the_real_config(cfg_factory, labels):
+    out = train(cfg_factory(f"labels={labels}", "buffer=40", "logger=none", out=labels))
+    assert out["status"] == "completed"
+    diag = out["label_diagnostics"]
+    assert 0 < diag["true_class_mass"] <= 1
+    if labels == "ddn":
+        assert diag["outer_steps"] > 0
+    if labels == "ddn_frozen":
+        assert diag["outer_steps"] == 0
