@@ -119,13 +119,15 @@ class ContinualLearner(pl.LightningModule):
         draws = self.draw_replay(self.method.num_draws)
         self.timings["augment"] += time.perf_counter() - t_start
 
+        feats = self.batched(self.net.features, [stream.x, *(d.x for d in draws)])
         use_labels = self.labels is not None and len(draws) > 0
         if use_labels:
+            # the outer step reuses these features (detached): at the same theta they are what a
+            # head-scope virtual step needs, so DDN adds no second forward of the step's batches
             t_outer = time.perf_counter()
-            self.labels.maybe_outer_step(self, stream, draws, ctx, int(self.total_steps))
+            self.labels.maybe_outer_step(self, stream, draws, ctx, int(self.total_steps),
+                                         [f.detach() for f in feats])
             self.timings["outer"] += time.perf_counter() - t_outer
-
-        feats = self.batched(self.net.features, [stream.x, *(d.x for d in draws)])
         logits = [self.net.head(f) for f in feats]
         soft = None
         if use_labels:

@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src import metrics
+from src import config_resolvers, metrics  # noqa: F401  (registers ${tuned:...})
 from src.buffer import ReservoirBuffer
 from src.config_check import ConfigError, validate_config
 from src.data.sources import DataError

@@ -8,6 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import src.config_resolvers  # noqa: F401  (registers ${tuned:...})
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 

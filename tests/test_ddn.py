@@ -60,8 +60,8 @@ def batches(learner, seed=0):
 
 
 def outer_value_and_grad(plugin, learner, stream, draws, ctx):
-    val = plugin.validation_batch(learner, stream, draws, ctx)
-    val = StepBatch(val.x.double(), val.y, val.task)
+    n_stream, val = plugin.validation_batch(learner, stream, draws, ctx)
+    val = (n_stream, StepBatch(val.x.double(), val.y, val.task))
     loss = plugin.outer_loss(learner, stream, draws, val, ctx, lr=0.3)
     params = plugin.learnable()
     grads = torch.autograd.grad(loss, params)

@@ -24,3 +24,9 @@ class Finetune(Method):
     def loss(self, stream_logits: Tensor, draw_logits: list[Tensor], stream: StepBatch,
              draws: list[StepBatch], ctx: StepContext) -> dict[str, Tensor]:
         return {"ce": cross_entropy(stream_logits, stream.y)}
+
+
+class Joint(Finetune):
+    """Upper bound: every task's data at once, shuffled iid, no buffer."""
+
+    trains_jointly = True

@@ -134,8 +134,8 @@ class BilevelLabels(LabelPlugin):
         return torch.cat(picked)
 
     def validation_batch(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
-                         ctx: StepContext) -> StepBatch | None:
-        """Hard-labelled batch for L_outer.
+                         ctx: StepContext) -> tuple[int, StepBatch] | None:
+        """Hard-labelled batch for L_outer, as (number of leading stream samples, batch).
 
         ``stream_buffer`` (the paper): the current stream batch together with buffer samples of earlier
         tasks (M_{n-1} u T_n). ``heldout_buffer``: buffer samples (any task) not in this step's replay
@@ -145,9 +145,8 @@ class BilevelLabels(LabelPlugin):
         n = len(buf)
         slots = torch.arange(n)
         labels = buf.labels[:n].cpu()
-        tasks = buf.task_ids[:n].cpu()
         if self.val_source == "stream_buffer":
-            chosen = self._pick(slots[tasks < ctx.task], labels, self.val_batch_size)
+            chosen = self._pick(slots[buf.task_ids[:n].cpu() < ctx.task], labels, self.val_batch_size)
             parts = [stream]
         else:  # heldout_buffer
             used = torch.zeros(n, dtype=torch.bool)
@@ -160,17 +159,18 @@ class BilevelLabels(LabelPlugin):
             parts.append(StepBatch(learner.preprocess(d.x), d.y, d.task))
         if not parts:
             return None
-        return StepBatch(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]),
-                         torch.cat([p.task for p in parts]))
+        n_stream = len(stream.y) if self.val_source == "stream_buffer" else 0
+        return n_stream, StepBatch(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]),
+                                   torch.cat([p.task for p in parts]))
 
     def maybe_outer_step(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
-                         ctx: StepContext, step: int) -> None:
+                         ctx: StepContext, step: int, feats: list[Tensor] | None = None) -> None:
         if self.frozen or ctx.task == 0 or step % self.every:
             return
         val = self.validation_batch(learner, stream, draws, ctx)
         if val is None:
             return
-        loss = self.outer_loss(learner, stream, draws, val, ctx, learner.lr)
+        loss = self.outer_loss(learner, stream, draws, val, ctx, learner.lr, feats)
         opt = self.optimizer()
         opt.zero_grad()
         learner.manual_backward(loss)  # one backward: under DDP the hypergradient is averaged over ranks
@@ -179,9 +179,14 @@ class BilevelLabels(LabelPlugin):
         self.outer_steps += 1
         self.last_outer_loss = float(loss.detach())
 
-    def outer_loss(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch], val: StepBatch,
-                   ctx: StepContext, lr: float) -> Tensor:
-        """L_outer after K virtual steps (step size ``lr``) of the method's inner loss (+ alpha * soft CE)."""
+    def outer_loss(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
+                   val: tuple[int, StepBatch], ctx: StepContext, lr: float,
+                   feats: list[Tensor] | None = None) -> Tensor:
+        """L_outer after K virtual steps (step size ``lr``) of the method's inner loss (+ alpha * soft CE).
+
+        ``feats``: detached features of [stream, *draws] at the current parameters, when the caller has
+        them (the training step does); otherwise they are computed here.
+        """
         net = learner.net
         # cloned buffers: the virtual forwards must not move the real BatchNorm statistics
         buffers = {n: b.clone() for n, b in net.named_buffers()}
@@ -190,17 +195,19 @@ class BilevelLabels(LabelPlugin):
         def fwd(p: dict[str, Tensor], x: Tensor, features_only: bool = False) -> Tensor:
             return functional_call(net, (p, buffers), (x,), {"features_only": features_only})
 
+        n_stream, val_batch = val
         xs = [stream.x, *(d.x for d in draws)]
         li = learner.method.label_draw
-        with torch.no_grad():
-            label_rep = fwd(params, draws[li].x, features_only=True)
-        soft = self.live_labels(self.representation(learner, draws[li], label_rep), draws[li],
+        if feats is None:
+            with torch.no_grad():
+                feats = learner.batched(lambda x: fwd(params, x, True), xs)
+        soft = self.live_labels(self.representation(learner, draws[li], feats[1 + li]), draws[li],
                                 self.allowed_classes(draws[li], ctx))
 
         if self.scope == "head":
             with torch.no_grad():
-                feats = learner.batched(lambda x: fwd(params, x, True), xs)
-                val_feats = fwd(params, val.x, True)
+                rest = val_batch.x[n_stream:]
+                val_feats = torch.cat([feats[0][:n_stream], fwd(params, rest, True)]) if len(rest) else feats[0]
             theta = {"weight": net.head.weight, "bias": net.head.bias}
 
             def inner_logits(th: dict[str, Tensor]) -> list[Tensor]:
@@ -215,11 +222,11 @@ class BilevelLabels(LabelPlugin):
                 return learner.batched(lambda x: fwd(th, x), xs)
 
             def val_logits(th: dict[str, Tensor]) -> Tensor:
-                return fwd(th, val.x)
+                return fwd(th, val_batch.x)
 
         theta_k = self.unroll(theta, inner_logits, lambda logits: sum(
             learner.inner_loss(logits, stream, draws, ctx, soft).values()), lr)
-        return cross_entropy(val_logits(theta_k), val.y)
+        return cross_entropy(val_logits(theta_k), val_batch.y)
 
     def unroll(self, theta: dict[str, Tensor], inner_logits: Callable[[dict[str, Tensor]], list[Tensor]],
                inner_loss: Callable[[list[Tensor]], Tensor], lr: float) -> dict[str, Tensor]:

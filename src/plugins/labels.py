@@ -36,8 +36,9 @@ class LabelPlugin(nn.Module, abc.ABC):
     """Base: fixed targets, no outer step. Subclasses say how targets are made."""
 
     def maybe_outer_step(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
-                         ctx: StepContext, step: int) -> None:
-        """Learned variants update their parameters here, before the real step."""
+                         ctx: StepContext, step: int, feats: list[Tensor]) -> None:
+        """Learned variants update their parameters here, before the real step. ``feats``: the detached
+        penultimate features of [stream, *draws] at the current parameters."""
 
     def on_insert(self, slots: Tensor, y: Tensor) -> None:
         """Called after reservoir insertion with the slot each stream sample went to (-1: dropped)."""
