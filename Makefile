@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all bench clean
+.PHONY: setup run test test-all bench data clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,3 +25,16 @@ test-all: setup
 
 clean:
 	rm -rf logs .pytest_cache
+
+# Real data for benchmarks: the archives in ../shared/data (see its README), extracted into data/ (git-ignored).
+SHARED ?= ../shared/data
+data:
+	mkdir -p data
+	test -d data/cifar10 || tar -xzf $(SHARED)/cifar10-jpeg.tar.gz -C data/
+	test -d data/mnist || tar -xzf $(SHARED)/mnist-png.tar.gz -C data/
+
+bench: setup data
+	$(PY) bench/run.py digits --seeds 5
+	$(PY) bench/run.py mnist --seeds 3
+	$(PY) bench/run.py cifar_core --seeds 1
+	$(PY) bench/run.py cifar_methods --seeds 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytorch_lightning as pl
@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 from src import metrics
 from src.data.stream import TaskStream
 from src.evaluation import evaluate_tasks
-from src.learner import ContinualLearner
+from src.learner import ContinualLearner, DivergenceError
 from src.tb_logging import log_task_end
 
 
@@ -24,7 +24,8 @@ class RunRecord:
     task_il: dict[str, np.ndarray]
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
-    anytime: list[dict] = field(default_factory=list)
+    status: str = "completed"
+    error: str | None = None
 
     @property
     def reported(self) -> str:
@@ -42,8 +43,13 @@ def run_tasks(learner: ContinualLearner, stream: TaskStream, make_trainer: Calla
         stream.set_task(t, joint=joint)
         learner.start_task(t)
         t0 = time.perf_counter()
-        make_trainer(epochs).fit(learner, datamodule=stream)
-        rec.train_seconds += time.perf_counter() - t0
+        try:
+            make_trainer(epochs).fit(learner, datamodule=stream)
+        except DivergenceError as err:  # keep the matrices of the tasks that finished before
+            rec.status, rec.error = "diverged", str(err)
+            return rec
+        finally:
+            rec.train_seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
         for name, model in learner.method.eval_models(learner.net).items():
             cil, til = evaluate_tasks(model, learner.preprocess, stream, t, learner.device)

@@ -19,9 +19,10 @@ from src import config_resolvers, metrics  # noqa: F401  (registers ${tuned:...}
 from src.buffer import ReservoirBuffer
 from src.config_check import ConfigError, validate_config
 from src.data.sources import DataError
+from src.diagnostics import GradientAlignment
 from src.data.stream import TaskStream
 from src.data.transforms import BatchPreprocess
-from src.learner import ContinualLearner, DivergenceError
+from src.learner import ContinualLearner
 from src.loop import RunRecord, run_tasks
 from src.plugins.factory import build_label_plugin
 from src.results import RESULTS_FILE, format_table, versions, write_json_atomic
@@ -92,19 +93,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     stream, learner = build(cfg)
     logger = _make_logger(cfg, out_dir)
 
-    def make_trainer(epochs: int):
-        return instantiate(cfg.trainer, max_epochs=epochs, logger=logger)
+    align = GradientAlignment(stream, cfg.diagnostics.align_every, cfg.diagnostics.align_samples, cfg.seed)
 
-    status, error, rec = "completed", None, None
-    try:
-        rec = run_tasks(learner, stream, make_trainer, cfg.setting.epochs, logger=logger,
-                        joint=bool(learner.method.trains_jointly))
-    except DivergenceError as err:
-        status, error = "diverged", str(err)
+    def make_trainer(epochs: int):
+        return instantiate(cfg.trainer, max_epochs=epochs, logger=logger, callbacks=[align])
+
+    rec = run_tasks(learner, stream, make_trainer, cfg.setting.epochs, logger=logger,
+                    joint=bool(learner.method.trains_jointly))
+    status, error = rec.status, rec.error
+    if error:
         log.error(error)
+        print(f"error: {error}", file=sys.stderr)
+    learner.timings["load"] = stream.timer["load"]
     payload = _payload(cfg, rec, learner, status, error, time.time() - started)
+    payload["gradient_alignment"] = align.summary()
     write_json_atomic(out_dir / RESULTS_FILE, payload)
-    if rec is not None and status == "completed":
+    if status == "completed":
         name = rec.reported
         log_run_end(logger, rec.class_il[name], rec.task_il[name], _hparams(cfg), payload["final"])
         print(format_table(rec.class_il[name], rec.task_il[name], payload["final"],
@@ -120,11 +124,12 @@ def _hparams(cfg: DictConfig) -> dict[str, Any]:
             "lr": cfg.optimizer.lr}
 
 
-def _payload(cfg: DictConfig, rec: RunRecord | None, learner: ContinualLearner, status: str,
+def _payload(cfg: DictConfig, rec: RunRecord, learner: ContinualLearner, status: str,
              error: str | None, wall: float) -> dict[str, Any]:
+    """results.json. A diverged run keeps the metrics after its last finished task (none if none)."""
     final: dict[str, float] = {}
     matrices: dict[str, Any] = {}
-    if rec is not None:
+    if not np.isnan(rec.class_il[rec.reported][:, 0]).all():  # at least one task finished
         for name in rec.class_il:
             prefix = "" if name == rec.reported else f"{name}_"
             cil, til = metrics.summarise(rec.class_il[name]), metrics.summarise(rec.task_il[name])
@@ -133,21 +138,23 @@ def _payload(cfg: DictConfig, rec: RunRecord | None, learner: ContinualLearner, 
                           f"{prefix}task_il_forgetting": til["forgetting"]})
             matrices[name] = {"class_il": rec.class_il[name], "task_il": rec.task_il[name]}
     timings = dict(learner.timings)
-    train_s = rec.train_seconds if rec is not None else None
     return {
         "status": status,
         "error": error,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "final": final,
         "accuracy_matrices": matrices,
-        "reported_model": rec.reported if rec is not None else None,
+        "reported_model": rec.reported,
         "wall_clock_s": wall,
-        "train_s": train_s,
-        "eval_s": rec.eval_seconds if rec is not None else None,
+        "train_s": rec.train_seconds,
+        "eval_s": rec.eval_seconds,
         "samples_seen": learner.samples_seen,
         "steps": int(learner.total_steps),
         "samples_per_s": learner.samples_seen / timings["step"] if timings["step"] > 0 else None,
         "step_timings_s": timings,
+        # share of training time spent fetching + preprocessing/augmenting batches
+        "data_share": (timings["load"] + timings["augment"]) / (timings["load"] + timings["step"])
+        if timings["step"] > 0 else None,
         "label_diagnostics": learner.labels.summary() if learner.labels is not None else None,
         "versions": versions(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -225,3 +225,13 @@ def test_every_label_variant_runs_through_the_real_config(cfg_factory, labels):
         assert diag["outer_steps"] > 0
     if labels == "ddn_frozen":
         assert diag["outer_steps"] == 0
+
+
+def test_gradient_alignment_is_logged_and_does_not_change_the_run(cfg_factory):
+    plain = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", out="plain"))
+    diag = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", "diagnostics.align_every=5", out="diag"))
+    ga = diag["gradient_alignment"]
+    assert ga["n"] > 3 and -1 <= ga["align_hard"] <= 1 and -1 <= ga["align_soft"] <= 1
+    assert plain["gradient_alignment"] is None
+    assert np.array_equal(plain["accuracy_matrices"]["net"]["class_il"], diag["accuracy_matrices"]["net"]["class_il"],
+                          equal_nan=True)

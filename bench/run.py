@@ -1,0 +1,72 @@
+"""Benchmark suites: ``python bench/run.py SUITE [--seeds N]`` runs the suite's configs in one process
+(one after the other, so timings are comparable) into bench/out/SUITE/, then writes its report.
+
+Data: extract ../shared/data/*.tar.gz into data/ first (``make data``).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import src.config_resolvers  # noqa: E402,F401
+from src.report import report  # noqa: E402
+from src.train import train  # noqa: E402
+
+COMMON = ["trainer.enable_progress_bar=false", "logger=none"]
+METHODS = ["er", "der", "derpp", "clser", "erace"]
+
+
+def grid(dataset: list[str], baselines: list[str], labels: list[str], extra: list[list[str]] | None = None):
+    for b, lab, ex in itertools.product(baselines, labels, extra or [[]]):
+        yield [f"baseline={b}", f"labels={lab}", *dataset, *ex]
+
+
+SUITES = {
+    # embedded data: every method with and without DDN, plus the bounds
+    "digits": lambda: [*grid([], METHODS, ["hard", "ddn"]), *grid([], ["finetune", "joint"], ["hard"]),
+                       *grid([], ["er"], ["hard_extra", "ddn_frozen"])],
+    "mnist": lambda: [*grid(["dataset=seq_mnist"], METHODS, ["hard", "ddn"]),
+                      *grid(["dataset=seq_mnist"], ["finetune", "joint"], ["hard"]),
+                      *grid(["dataset=seq_mnist"], ["er"], ["hard_extra", "ddn_frozen"])],
+    "cifar_core": lambda: [*grid(["dataset=seq_cifar10"], ["er", "finetune"], ["hard"]),
+                           *grid(["dataset=seq_cifar10"], ["er"], ["ddn"])],
+    "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("suite", choices=sorted(SUITES))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--buffer", type=int, default=200)
+    ap.add_argument("--extra", nargs="*", default=[], help="more overrides for every run")
+    args = ap.parse_args()
+    out = ROOT / "bench" / "out" / args.suite
+    runs = SUITES[args.suite]()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for overrides in runs:
+                tag = "_".join(o.split("=")[1] for o in overrides[:2])
+                run_dir = out / tag / f"seed{seed}"
+                if (run_dir / "results.json").exists():
+                    continue  # resumable: finished runs are kept
+                cfg = compose("train", overrides=[*COMMON, f"buffer={args.buffer}", f"seed={seed}",
+                                                  f"output_dir={run_dir}", *overrides, *args.extra])
+                t0 = time.time()
+                res = train(cfg)
+                print(f"[{time.strftime('%H:%M:%S')}] {tag} seed={seed}: class-IL {res['final'].get('class_il', 0):.2f}"
+                      f" task-IL {res['final'].get('task_il', 0):.2f} ({time.time() - t0:.0f}s)", flush=True)
+    print(report(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Turn a sweep (or any folder of runs) into paper-style tables: ``python -m src.report <folder>``.
+
+Collects every ``results.json`` below the folder, groups runs by the design keys that vary, averages over
+seeds (mean ± std, n), adds the paired gain of ``labels=ddn`` (or any treatment) over ``labels=hard`` with
+a 95% t-interval, and writes ``report.md`` and ``report.csv`` (plus figures) into the folder.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.results import RESULTS_FILE
+
+DESIGN_KEYS = [
+    "baseline.name", "dataset.name", "setting.name", "buffer", "labels", "alpha", "beta", "optimizer.lr",
+    "setting.augment", "setting.epochs", "ddn.lr", "ddn.every", "ddn.unroll_steps", "ddn.unroll_scope",
+    "ddn.first_order", "ddn.val_source", "ddn.val_balanced", "ddn.input", "ddn.old_to_old",
+    "dataset.imbalance_ratio",
+]
+METRICS = ["class_il", "task_il", "forgetting"]
+SHORT = {"baseline.name": "method", "dataset.name": "dataset", "setting.name": "setting"}
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def collect(folder: Path) -> list[dict[str, Any]]:
+    """One row per run: flattened config, final metrics, status, wall-clock."""
+    rows = []
+    for path in sorted(folder.rglob(RESULTS_FILE)):
+        res = json.loads(path.read_text())
+        row = flatten(res.get("config", {}))
+        row.update({f"final.{k}": v for k, v in (res.get("final") or {}).items()})
+        row.update(status=res.get("status"), wall_clock_s=res.get("wall_clock_s"), path=str(path.parent),
+                   samples_per_s=res.get("samples_per_s"))
+        rows.append(row)
+    return rows
+
+
+def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
+    return [k for k in keys if len({json.dumps(r.get(k)) for r in rows}) > 1]
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% t-interval."""
+    from scipy import stats
+
+    v = np.array(values, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()) if len(v) else math.nan, math.nan
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def aggregate(rows: list[dict[str, Any]], by: list[str], metrics: list[str]) -> list[dict[str, Any]]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("status") == "completed":
+            groups[tuple(json.dumps(r.get(k)) for k in by)].append(r)
+    table = []
+    for key, members in sorted(groups.items()):
+        entry: dict[str, Any] = {k: json.loads(v) for k, v in zip(by, key)}
+        for m in metrics:
+            entry[m] = mean_std([r.get(f"final.{m}") for r in members])
+        entry["wall_clock_s"] = mean_std([r.get("wall_clock_s") for r in members])
+        entry["seeds"] = sorted(r.get("seed") for r in members)
+        table.append(entry)
+    return table
+
+
+def paired_gain(rows: list[dict[str, Any]], by: list[str], metric: str, arm: str = "labels",
+                base: str = "hard") -> list[dict[str, Any]]:
+    """Per (group without ``arm``) and treatment: mean of (treatment - base) over seeds run in both arms."""
+    keys = [k for k in by if k != arm]
+    cells: dict[tuple, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        if r.get("status") == "completed" and r.get(f"final.{metric}") is not None:
+            cells[tuple(json.dumps(r.get(k)) for k in keys)][str(r.get(arm))][r.get("seed")] = r[f"final.{metric}"]
+    out = []
+    for key, arms in sorted(cells.items()):
+        if base not in arms:
+            continue
+        for treat, by_seed in arms.items():
+            if treat == base:
+                continue
+            seeds = sorted(set(by_seed) & set(arms[base]))
+            if not seeds:
+                continue
+            diffs = [by_seed[s] - arms[base][s] for s in seeds]
+            mean, half = ci95(diffs)
+            entry = {k: json.loads(v) for k, v in zip(keys, key)}
+            entry.update(treatment=treat, gain=mean, ci95=half, std=float(np.std(diffs, ddof=1)) if len(diffs) > 1
+                         else 0.0, n=len(seeds))
+            out.append(entry)
+    return out
+
+
+def _fmt(cell: Any) -> str:
+    if isinstance(cell, tuple):
+        mean, std, n = cell
+        return "–" if n == 0 else f"{mean:.2f} ± {std:.2f}"
+    return str(cell)
+
+
+def markdown(table: list[dict[str, Any]], columns: list[str]) -> str:
+    if not table:
+        return "(no completed runs)\n"
+    head = [SHORT.get(c, c) for c in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(columns)]
+    for row in table:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, table: list[dict[str, Any]], columns: list[str]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        header = []
+        for c in columns:
+            header += [f"{c}_mean", f"{c}_std", f"{c}_n"] if table and isinstance(table[0].get(c), tuple) else [c]
+        w.writerow(header)
+        for row in table:
+            line = []
+            for c in columns:
+                v = row.get(c, "")
+                line += list(v) if isinstance(v, tuple) else [v]
+            w.writerow(line)
+
+
+def figures(folder: Path, rows: list[dict[str, Any]], by: list[str], metric: str) -> list[Path]:
+    """α × β heat-map, accuracy vs buffer size, accuracy vs wall-clock (unroll sweep), when those vary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    done = [r for r in rows if r.get("status") == "completed"]
+    if {"alpha", "beta"} <= set(by):
+        alphas = sorted({r["alpha"] for r in done})
+        betas = sorted({r["beta"] for r in done})
+        grid = np.full((len(alphas), len(betas)), np.nan)
+        for i, a in enumerate(alphas):
+            for j, b in enumerate(betas):
+                vals = [r[f"final.{metric}"] for r in done if r["alpha"] == a and r["beta"] == b]
+                if vals:
+                    grid[i, j] = np.mean(vals)
+        fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(betas), 1.2 + 0.6 * len(alphas)))
+        im = ax.imshow(grid, cmap="viridis", aspect="auto")
+        for i in range(len(alphas)):
+            for j in range(len(betas)):
+                if not np.isnan(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", color="w", fontsize=8)
+        ax.set_xticks(range(len(betas)), [str(b) for b in betas])
+        ax.set_yticks(range(len(alphas)), [str(a) for a in alphas])
+        ax.set_xlabel("beta (DDN EMA)")
+        ax.set_ylabel("alpha (soft-label weight)")
+        ax.set_title(f"{metric} (mean over seeds)")
+        fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        made.append(folder / "alpha_beta_heatmap.png")
+        fig.savefig(made[-1], dpi=120)
+        plt.close(fig)
+    if "buffer" in by:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        series: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in done:
+            series[f"{r.get('baseline.name')} / {r.get('labels')}"][r["buffer"]].append(r[f"final.{metric}"])
+        for name, pts in sorted(series.items()):
+            xs = sorted(pts)
+            ax.errorbar(xs, [np.mean(pts[x]) for x in xs], yerr=[np.std(pts[x]) for x in xs], marker="o",
+                        label=name, capsize=3)
+        ax.set_xscale("log")
+        ax.set_xlabel("buffer size")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        made.append(folder / "accuracy_vs_buffer.png")
+        fig.savefig(made[-1], dpi=120)
+        plt.close(fig)
+    if {"ddn.unroll_steps", "ddn.unroll_scope"} & set(by):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for r in done:
+            ax.scatter(r["wall_clock_s"], r[f"final.{metric}"], s=14)
+            ax.annotate(f"K={r.get('ddn.unroll_steps')} {r.get('ddn.unroll_scope')}"
+                        f"{' 1st' if r.get('ddn.first_order') else ''}", (r["wall_clock_s"], r[f"final.{metric}"]),
+                        fontsize=6)
+        ax.set_xlabel("wall-clock (s)")
+        ax.set_ylabel(metric)
+        fig.tight_layout()
+        made.append(folder / "accuracy_vs_wallclock.png")
+        fig.savefig(made[-1], dpi=120)
+        plt.close(fig)
+    return made
+
+
+def report(folder: str | Path, metrics: list[str] | None = None, extra_keys: list[str] | None = None) -> str:
+    """Write report.md / report.csv (and figures) into ``folder``; returns the Markdown."""
+    folder = Path(folder)
+    rows = collect(folder)
+    if not rows:
+        raise SystemExit(f"error: no {RESULTS_FILE} found under {folder}: point src.report at a run or sweep folder")
+    metrics = metrics or METRICS
+    by = varying(rows, DESIGN_KEYS + (extra_keys or []))
+    table = aggregate(rows, by, metrics)
+    cols = by + metrics + ["seeds"]
+    md = [f"# Report: {folder}", "", f"{len(rows)} runs ({sum(r.get('status') == 'completed' for r in rows)} "
+          f"completed); metrics are final accuracies (%) after the last task, mean ± std over seeds.", "",
+          markdown(table, cols)]
+    failed = [r for r in rows if r.get("status") != "completed"]
+    if failed:
+        md += ["", f"Failed or diverged runs: {len(failed)}", ""]
+        md += [f"- {r['path']}: {r.get('status')}" for r in failed]
+    if "labels" in by:
+        gains = paired_gain(rows, by, metrics[0])
+        if gains:
+            keys = [k for k in by if k != "labels"]
+            md += ["", f"## Paired gain over labels=hard ({metrics[0]}, same seeds; ± is the 95% t-interval)", "",
+                   markdown([{**g, "gain": f"{g['gain']:+.2f} ± {g['ci95']:.2f}"} for g in gains],
+                            keys + ["treatment", "gain", "n"])]
+    for fig in figures(folder, rows, by, metrics[0]):
+        md += ["", f"![{fig.stem}]({fig.name})"]
+    text = "\n".join(md) + "\n"
+    (folder / "report.md").write_text(text)
+    write_csv(folder / "report.csv", table, cols[:-1])
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder")
+    ap.add_argument("--metrics", nargs="+", default=None, help=f"keys of results.json 'final' (default {METRICS})")
+    ap.add_argument("--by", nargs="*", default=None, help="extra config keys to group by (dotted)")
+    args = ap.parse_args(argv)
+    print(report(args.folder, args.metrics, args.by))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
