@@ -21,16 +21,22 @@ def evaluate_tasks(model: nn.Module, preprocess: nn.Module, stream: TaskStream, 
     was_training = model.training
     model.eval()
     seen = stream.task_classes(upto_task).stop
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     cil_acc, til_acc = [], []
     for t in range(upto_task + 1):
         x, y = stream.test_set(t)
-        correct = torch.zeros(2, dtype=torch.long)
+        n = max(len(y), 1)
+        x, y = x[rank::world], y[rank::world]  # each rank a shard; the counts are summed below
+        correct = torch.zeros(2, dtype=torch.long, device=device)
         for start in range(0, len(y), batch_size):
             logits = model(preprocess(x[start:start + batch_size].to(device)))
             cil, til = masked_predictions(logits, seen, stream.task_classes(t))
             yb = y[start:start + batch_size].to(device)
-            correct += torch.stack([(cil == yb).sum(), (til == yb).sum()]).cpu()
-        n = max(len(y), 1)
+            correct += torch.stack([(cil == yb).sum(), (til == yb).sum()])
+        if world > 1:
+            torch.distributed.all_reduce(correct)
         cil_acc.append(100.0 * correct[0].item() / n)
         til_acc.append(100.0 * correct[1].item() / n)
     model.train(was_training)

@@ -40,6 +40,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*broadcast_buffers. is deprecated.*")
 
 
 def build(cfg: DictConfig) -> tuple[TaskStream, ContinualLearner]:
@@ -107,6 +108,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     learner.timings["load"] = stream.timer["load"]
     payload = _payload(cfg, rec, learner, status, error, time.time() - started)
     payload["gradient_alignment"] = align.summary()
+    payload["replicas"] = replica_check(learner)
+    if rank() != 0:  # one results file, one TensorBoard run, one table: rank 0's
+        return payload
     write_json_atomic(out_dir / RESULTS_FILE, payload)
     if status == "completed":
         name = rec.reported
@@ -116,6 +120,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                            f"{cfg.setting.name} / buffer={cfg.buffer} / seed={cfg.seed}"))
         print(f"results: {out_dir / RESULTS_FILE}")
     return payload
+
+
+def rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def replica_check(learner: ContinualLearner) -> dict[str, Any] | None:
+    """Under DDP: fingerprints of the classifier and the label plug-in on every rank (they must agree)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+
+    def fingerprint(module: torch.nn.Module | None) -> list[float] | None:
+        if module is None:
+            return None
+        flat = torch.cat([t.detach().double().flatten().cpu() for t in module.state_dict().values()
+                          if torch.is_tensor(t) and t.is_floating_point()] or [torch.zeros(1, dtype=torch.double)])
+        return [float(flat.sum()), float((flat * flat).sum())]
+
+    # the label plug-in only: the reservoir buffer is rank-local by design (each rank its own shard)
+    mine = {"net": fingerprint(learner.net), "labels": fingerprint(learner.labels)}
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, mine)
+    return {"world_size": len(gathered), "per_rank": gathered,
+            "identical": all(g == gathered[0] for g in gathered)}
 
 
 def _hparams(cfg: DictConfig) -> dict[str, Any]:
