@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from src.buffer import ReservoirBuffer
+from src.checkpoint import Position
 from src.data.transforms import BatchPreprocess
 from src.methods.base import Method, StepBatch, StepContext
 from src.models.backbones import Classifier
@@ -55,6 +56,10 @@ class ContinualLearner(pl.LightningModule):
         self.timings: dict[str, float] = {"step": 0.0, "augment": 0.0, "outer": 0.0}
         self.samples_seen = 0
         self.last_losses: dict[str, float] = {}
+        # set by the task loop when a task continues from a checkpoint
+        self.resume_offset = Position()
+        self.batches_per_epoch = 0
+        self.pending_optimizer_state: dict | None = None
 
     # the augmentation generator is part of the run's future: checkpoint it with the module
     def get_extra_state(self) -> dict:
@@ -66,6 +71,11 @@ class ContinualLearner(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # a Trainer per task calls this at every task start: the optimiser is re-created (mammoth)
         return self.optimizer_factory(self.net.parameters())
+
+    def on_train_start(self) -> None:
+        if self.pending_optimizer_state is not None:  # resumed mid-task: the optimiser continues too
+            self.optimizers().optimizer.load_state_dict(self.pending_optimizer_state)
+            self.pending_optimizer_state = None
 
     @property
     def lr(self) -> float:

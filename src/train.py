@@ -23,6 +23,7 @@ from src.diagnostics import GradientAlignment
 from src.data.stream import TaskStream
 from src.data.transforms import BatchPreprocess
 from src.learner import ContinualLearner
+from src.checkpoint import Checkpointer, Position, resume_config, set_rng_state
 from src.loop import RunRecord, run_tasks
 from src.plugins.factory import build_label_plugin
 from src.results import RESULTS_FILE, format_table, versions, write_json_atomic
@@ -84,8 +85,11 @@ def _make_logger(cfg: DictConfig, out_dir: Path):
     return instantiate(cfg.logger, save_dir=str(out_dir))
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """One continual-learning run; writes ``results.json`` in ``cfg.output_dir`` and returns its payload."""
+def train(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One continual-learning run; writes ``results.json`` in ``cfg.output_dir`` and returns its payload.
+
+    ``checkpoint``: a loaded ``last.ckpt`` of this run to continue from (see :mod:`src.checkpoint`).
+    """
     validate_config(cfg)
     quiet_lightning()
     out_dir = Path(cfg.output_dir)
@@ -95,12 +99,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     logger = _make_logger(cfg, out_dir)
 
     align = GradientAlignment(stream, cfg.diagnostics.align_every, cfg.diagnostics.align_samples, cfg.seed)
+    checkpointer = Checkpointer(out_dir, cfg.checkpoint.every_n_steps, OmegaConf.to_container(cfg, resolve=True),
+                                enabled=cfg.checkpoint.enabled and rank() == 0)
+    start, rec = None, None
+    if checkpoint is not None:
+        start, rec = restore(learner, checkpoint)
 
     def make_trainer(epochs: int):
-        return instantiate(cfg.trainer, max_epochs=epochs, logger=logger, callbacks=[align])
+        return instantiate(cfg.trainer, max_epochs=epochs, logger=logger, callbacks=[align, checkpointer])
 
     rec = run_tasks(learner, stream, make_trainer, cfg.setting.epochs, logger=logger,
-                    joint=bool(learner.method.trains_jointly))
+                    joint=bool(learner.method.trains_jointly), checkpointer=checkpointer, start=start, rec=rec)
     status, error = rec.status, rec.error
     if error:
         log.error(error)
@@ -120,6 +129,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                            f"{cfg.setting.name} / buffer={cfg.buffer} / seed={cfg.seed}"))
         print(f"results: {out_dir / RESULTS_FILE}")
     return payload
+
+
+def restore(learner: ContinualLearner, ckpt: dict[str, Any]) -> tuple[Position, RunRecord | None]:
+    """Put a checkpoint's state back; returns where the stream continues and the record so far."""
+    learner.load_state_dict(ckpt["learner"])
+    learner.samples_seen = ckpt["counters"]["samples_seen"]
+    learner.timings.update(ckpt["counters"]["timings"])
+    learner.pending_optimizer_state = ckpt["optimizer"]
+    set_rng_state(ckpt["rng"])
+    rec = RunRecord.from_state(ckpt["record"]) if ckpt["record"] else None
+    return Position(*ckpt["position"]), rec
 
 
 def rank() -> int:
@@ -201,7 +221,12 @@ def optimized_value(cfg: DictConfig, payload: dict[str, Any]) -> float:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     try:
-        payload = train(cfg)
+        checkpoint = None
+        if cfg.get("resume"):
+            from hydra.core.hydra_config import HydraConfig
+
+            cfg, checkpoint = resume_config(cfg, list(HydraConfig.get().overrides.task))
+        payload = train(cfg, checkpoint)
     except (ConfigError, DataError) as err:
         _discard_run_folder(cfg)
         print(f"error: {err}", file=sys.stderr)
