@@ -27,3 +27,16 @@ def tuned(key: str, *, _root_: DictConfig) -> object:
 
 if not OmegaConf.has_resolver("tuned"):
     OmegaConf.register_new_resolver("tuned", tuned)
+
+
+def sqlite_url(folder: str, name: str = "optuna.db") -> str:
+    """``sqlite:///<folder>/<name>``, creating ``folder``: Hydra makes the sweep folder only when the first
+    job starts, after the sweeper has opened its study storage."""
+    from pathlib import Path
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder}/{name}"
+
+
+if not OmegaConf.has_resolver("sqlite_in"):
+    OmegaConf.register_new_resolver("sqlite_in", sqlite_url)
