@@ -49,13 +49,21 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--buffer", type=int, default=200)
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides for every run")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these tags (e.g. er_ddn finetune_hard)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = ROOT / "bench" / "out" / args.suite
     runs = SUITES[args.suite]()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for overrides in runs:
                 tag = "_".join(o.split("=")[1] for o in overrides[:2])
+                if args.only and tag not in args.only:
+                    continue
                 run_dir = out / tag / f"seed{seed}"
                 if (run_dir / "results.json").exists():
                     continue  # resumable: finished runs are kept

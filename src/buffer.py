@@ -91,17 +91,19 @@ class ReservoirBuffer(nn.Module):
                 self.logits[dst] = logits[src].to(self.logits.dtype)
         return slots
 
-    def sample(self, batch_size: int, mask: Tensor | None = None) -> BufferDraw | None:
+    def sample(self, batch_size: int, mask: Tensor | None = None,
+               generator: torch.Generator | None = None) -> BufferDraw | None:
         """Uniform draw without replacement from the filled slots (all of them if fewer are filled).
 
-        ``mask`` (bool over slots) restricts the draw, e.g. to samples of earlier tasks.
+        ``mask`` (bool over slots) restricts the draw, e.g. to samples of earlier tasks; ``generator``
+        replaces the buffer's own (a diagnostic or plug-in must not shift the replay draws).
         """
         filled = torch.arange(len(self))
         if mask is not None:
             filled = filled[mask[: len(self)].cpu()]
         if len(filled) == 0 or batch_size <= 0:
             return None
-        pick = filled[torch.randperm(len(filled), generator=self.generator)[:batch_size]]
+        pick = filled[torch.randperm(len(filled), generator=generator or self.generator)[:batch_size]]
         return self.gather(pick)
 
     def gather(self, slots: Tensor) -> BufferDraw:

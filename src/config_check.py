@@ -39,6 +39,14 @@ def validate_config(cfg: DictConfig) -> None:
         _fail("ddn.unroll_steps", ddn.unroll_steps, "use an integer >= 1 (1 = the paper's one-step unroll)")
     if not _is_int(ddn.every) or ddn.every < 1:
         _fail("ddn.every", ddn.every, "use an integer >= 1 (outer step every N inner steps)")
+    if not _is_int(ddn.boundary_iters) or ddn.boundary_iters < 0:
+        _fail("ddn.boundary_iters", ddn.boundary_iters, "use an integer >= 0 (0: no distillation at task ends)")
+    if cfg.labels in ("ddn", "l2y") and not ddn.per_step and ddn.boundary_iters == 0:
+        _fail("ddn.per_step", False, "with ddn.boundary_iters=0 the labels would never be trained: set "
+              "ddn.boundary_iters>0 or ddn.per_step=true")
+    if ddn.val_balanced and cfg.buffer < cfg.dataset.n_classes:
+        _fail("buffer", cfg.buffer, f"ddn.val_balanced needs at least one sample per class: use "
+              f"buffer>={cfg.dataset.n_classes} or ddn.val_balanced=false")
     if ddn.lr <= 0:
         _fail("ddn.lr", ddn.lr, "the DDN (outer) learning rate must be > 0")
     if ddn.val_source not in ("stream_buffer", "heldout_buffer"):

@@ -79,7 +79,9 @@ class ContinualLearner(pl.LightningModule):
 
     @property
     def lr(self) -> float:
-        return float(self.optimizers().param_groups[0]["lr"])
+        """The classifier's SGD step size (the configured one: no scheduler changes it)."""
+        keywords = getattr(self.optimizer_factory, "keywords", {})
+        return float(keywords["lr"]) if "lr" in keywords else float(self.optimizers().param_groups[0]["lr"])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

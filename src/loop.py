@@ -80,6 +80,8 @@ def run_tasks(learner: ContinualLearner, stream: TaskStream, make_trainer: Calla
             return rec
         finally:
             rec.train_seconds += time.perf_counter() - t0
+        if learner.labels is not None:
+            learner.labels.end_task(learner, stream, t)
         t0 = time.perf_counter()
         for name, model in learner.method.eval_models(learner.net).items():
             cil, til = evaluate_tasks(model, learner.preprocess, stream, t, learner.device)

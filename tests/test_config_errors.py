@@ -23,6 +23,9 @@ CASES = [
     (["baseline=finetune", "labels=ddn"], "labels=hard"),
     (["dataset=seq_cifar10", "dataset.root=/nonexistent/cifar"], "dataset.root='/nonexistent/cifar'"),
     (["trainer=gpu"], "trainer=cpu"),
+    (["ddn.boundary_iters=-1"], "ddn.boundary_iters=-1"),
+    (["labels=ddn", "ddn.per_step=false"], "ddn.boundary_iters>0"),
+    (["buffer=5", "ddn.val_balanced=true"], "buffer>=10"),
 ]
 
 
@@ -33,6 +36,15 @@ def test_validator_names_key_and_fix(cfg_factory, overrides, expected):
         validate_config(cfg)
     msg = str(err.value)
     assert expected in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("overrides,expected", CASES)
+def test_cli_refuses_each_case_without_leaving_a_run_folder(tmp_path, overrides, expected):
+    run_dir = tmp_path / "run"
+    proc = run_cli([*overrides, f"hydra.run.dir={run_dir}"], cwd=ROOT, timeout=120)
+    assert proc.returncode != 0
+    assert expected in proc.stderr and "is invalid" in proc.stderr
+    assert not run_dir.exists()
 
 
 def test_default_config_is_valid(cfg_factory):

@@ -22,7 +22,7 @@ N_CLASSES = 4
 def ddn_opts(**kw):
     base = dict(hidden=[8], input="features", init_margin=2.0, lr=1e-3, every=1, unroll_steps=1,
                 unroll_scope="head", first_order=False, val_source="stream_buffer", val_batch_size=6,
-                val_balanced=False, old_to_old=False)
+                val_balanced=False, old_to_old=False, per_step=True, boundary_iters=0)
     base.update(kw)
     return OmegaConf.create(base)
 
@@ -235,3 +235,19 @@ def test_gradient_alignment_is_logged_and_does_not_change_the_run(cfg_factory):
     assert plain["gradient_alignment"] is None
     assert np.array_equal(plain["accuracy_matrices"]["net"]["class_il"], diag["accuracy_matrices"]["net"]["class_il"],
                           equal_nan=True)
+
+
+def test_distillation_at_the_task_boundary(cfg_factory):
+    both = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", "ddn.boundary_iters=4", out="both"))
+    assert both["label_diagnostics"]["boundary_steps"] == 4  # 2 tasks: only the end of task 1 distils
+    assert both["label_diagnostics"]["outer_steps"] > 0
+    only = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", "ddn.boundary_iters=3", "ddn.per_step=false",
+                             out="only"))
+    assert only["label_diagnostics"]["outer_steps"] == 0 and only["label_diagnostics"]["boundary_steps"] == 3
+
+
+@pytest.mark.parametrize("opts", [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"], ["ddn.old_to_old=true"],
+                                  ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"]])
+def test_ddn_options_run(cfg_factory, opts):
+    out = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", *opts, out="opts"))
+    assert out["status"] == "completed" and out["label_diagnostics"]["outer_steps"] > 0

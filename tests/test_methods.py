@@ -84,7 +84,7 @@ def test_ace_mask_present_seen_unseen():
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_erace_loss(reduction):
-    out = ERACE(reduction=reduction).loss(S_LOGITS, [B_LOGITS], STREAM, [DRAW], CTX)
+    out = ERACE(reduction=reduction, unmask_unseen=True).loss(S_LOGITS, [B_LOGITS], STREAM, [DRAW], CTX)
     # stream batch has only class 2; classes 0, 1 seen and absent -> masked; class 3 unseen -> kept
     kept = S_LOGITS[:, [2, 3]]
     stream_ce = ce_by_hand(kept, torch.tensor([0, 0]))
@@ -102,7 +102,8 @@ def test_clser_target_selection_and_loss():
     assert torch.equal(t[0], stable[0]) and torch.equal(t[1], plastic[1])
 
     net = nn.Linear(1, 4)
-    m = CLSER(reg_weight=0.15, stable_freq=0.1, plastic_freq=0.3, stable_alpha=0.999, plastic_alpha=0.999)
+    m = CLSER(reg_weight=0.15, stable_freq=0.1, plastic_freq=0.3, stable_alpha=0.999, plastic_alpha=0.999,
+              eval_model="stable", seed=0)
     m.setup(net)
     draw = StepBatch(torch.ones(2, 1), y, torch.zeros(2, dtype=torch.long))
     with torch.no_grad():
@@ -120,7 +121,8 @@ def test_clser_ema_decay_and_update_probability():
     ema_update(ema, live, 0.75)
     for b, l, e in zip(before, live.parameters(), ema.parameters()):
         assert torch.allclose(e, 0.75 * b + 0.25 * l)
-    m = CLSER(0.15, stable_freq=0.1, plastic_freq=0.3, stable_alpha=0.999, plastic_alpha=0.999, seed=5)
+    m = CLSER(0.15, stable_freq=0.1, plastic_freq=0.3, stable_alpha=0.999, plastic_alpha=0.999, eval_model="stable",
+              seed=5)
     m.setup(nn.Linear(2, 2))
     n = 4000
     for step in range(n):
@@ -130,7 +132,7 @@ def test_clser_ema_decay_and_update_probability():
 
 
 def test_clser_reports_the_stable_model_first():
-    m = CLSER(0.15, 0.1, 0.3, 0.999, 0.999)
+    m = CLSER(0.15, 0.1, 0.3, 0.999, 0.999, eval_model="stable", seed=0)
     net = nn.Linear(1, 2)
     m.setup(net)
     assert list(m.eval_models(net)) == ["stable", "plastic", "working"]

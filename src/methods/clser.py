@@ -35,7 +35,7 @@ class CLSER(Method):
     num_draws = 1
 
     def __init__(self, reg_weight: float, stable_freq: float, plastic_freq: float, stable_alpha: float,
-                 plastic_alpha: float, eval_model: str = "stable", seed: int = 0) -> None:
+                 plastic_alpha: float, eval_model: str, seed: int) -> None:
         super().__init__()
         if eval_model not in ("stable", "plastic", "working"):
             raise ValueError(f"baseline.method.eval_model={eval_model!r} is invalid: choose stable, plastic or working")

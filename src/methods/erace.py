@@ -22,7 +22,7 @@ class ERACE(Method):
 
     num_draws = 1
 
-    def __init__(self, reduction: str = "sum", unmask_unseen: bool = True) -> None:
+    def __init__(self, reduction: str, unmask_unseen: bool) -> None:
         super().__init__()
         if reduction not in ("sum", "mean"):
             raise ValueError(f"baseline.method.reduction={reduction!r} is invalid: choose sum or mean")

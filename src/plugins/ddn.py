@@ -66,6 +66,8 @@ class BilevelLabels(LabelPlugin):
         self.first_order, self.val_source = opts.first_order, opts.val_source
         self.val_batch_size, self.val_balanced = opts.val_batch_size, opts.get("val_balanced", False)
         self.old_to_old, self.frozen = opts.old_to_old, frozen
+        self.per_step, self.boundary_iters = opts.per_step, opts.boundary_iters
+        self.boundary_steps = 0
         self.n_classes, self.classes_per_task = n_classes, classes_per_task
         self.generator = torch.Generator().manual_seed(seed + 31337)  # validation draws: not the replay RNG
         self.outer_lr = opts.lr
@@ -97,11 +99,11 @@ class BilevelLabels(LabelPlugin):
 
     def get_extra_state(self) -> dict:
         return {"generator": self.generator.get_state(), "outer_steps": self.outer_steps,
-                "optimizer": self.optimizer().state_dict()}
+                "boundary_steps": self.boundary_steps, "optimizer": self.optimizer().state_dict()}
 
     def set_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-        self.outer_steps = state["outer_steps"]
+        self.outer_steps, self.boundary_steps = state["outer_steps"], state["boundary_steps"]
         self.optimizer().load_state_dict(state["optimizer"])
 
     def allowed_classes(self, draw: StepBatch, ctx: StepContext) -> Tensor:
@@ -165,7 +167,7 @@ class BilevelLabels(LabelPlugin):
 
     def maybe_outer_step(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
                          ctx: StepContext, step: int, feats: list[Tensor] | None = None) -> None:
-        if self.frozen or ctx.task == 0 or step % self.every:
+        if self.frozen or not self.per_step or ctx.task == 0 or step % self.every:
             return
         val = self.validation_batch(learner, stream, draws, ctx)
         if val is None:
@@ -178,6 +180,44 @@ class BilevelLabels(LabelPlugin):
         self.after_outer()
         self.outer_steps += 1
         self.last_outer_loss = float(loss.detach())
+
+    def end_task(self, learner: ContinualLearner, stream, task: int) -> None:
+        """Distillation at the task boundary: ``ddn.boundary_iters`` outer iterations over M_{n-1} u T_n,
+        each on a fresh batch of task n's training data and fresh replay draws (dataset-distillation
+        style), after the task's per-step updates (or instead of them with ``ddn.per_step=false``)."""
+        if self.frozen or task == 0 or self.boundary_iters <= 0 or learner.buffer is None:
+            return
+        ctx = learner.context()
+        idx = stream.train_indices(task)
+        bs = learner.buffer_batch_size
+        opt = self.optimizer()
+        dist = torch.distributed
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        for _ in range(self.boundary_iters):
+            pick = idx[torch.randperm(len(idx), generator=self.generator)[:bs]]
+            x = stream.train_x[pick].to(learner.device)
+            batch = StepBatch(learner.preprocess(x), stream.train_y[pick].to(learner.device),
+                              stream.train_task[pick].to(learner.device))
+            draws = []
+            for _ in range(learner.method.num_draws):
+                d = learner.buffer.sample(bs, generator=self.generator)
+                draws.append(StepBatch(learner.preprocess(d.x), d.y, d.task, d.logits, d.slots))
+            val = self.validation_batch(learner, batch, draws, ctx)
+            if val is None or not draws:
+                return
+            with torch.enable_grad():
+                loss = self.outer_loss(learner, batch, draws, val, ctx, learner.lr)
+                opt.zero_grad()
+                loss.backward()
+            if world > 1:  # outside Lightning's DDP wrapper: average the hypergradient by hand
+                for p in self.learnable():
+                    if p.grad is not None:
+                        dist.all_reduce(p.grad)
+                        p.grad /= world
+            opt.step()
+            self.after_outer()
+            self.boundary_steps += 1
+            self.last_outer_loss = float(loss.detach())
 
     def outer_loss(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
                    val: tuple[int, StepBatch], ctx: StepContext, lr: float,
@@ -247,7 +287,8 @@ class BilevelLabels(LabelPlugin):
 
     def summary(self) -> dict[str, float]:
         out = super().summary()
-        out.update(outer_steps=self.outer_steps, last_outer_loss=self.last_outer_loss)
+        out.update(outer_steps=self.outer_steps, boundary_steps=self.boundary_steps,
+                   last_outer_loss=self.last_outer_loss)
         return out
 
     def diagnostics(self) -> dict[str, float]:

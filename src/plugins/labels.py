@@ -40,6 +40,9 @@ class LabelPlugin(nn.Module, abc.ABC):
         """Learned variants update their parameters here, before the real step. ``feats``: the detached
         penultimate features of [stream, *draws] at the current parameters."""
 
+    def end_task(self, learner: ContinualLearner, stream, task: int) -> None:
+        """Called when task ``task`` has been trained, before it is evaluated."""
+
     def on_insert(self, slots: Tensor, y: Tensor) -> None:
         """Called after reservoir insertion with the slot each stream sample went to (-1: dropped)."""
 
