@@ -38,8 +38,22 @@ SUITES = {
                       *grid(["dataset=seq_mnist"], ["er"], ["hard_extra", "ddn_frozen"])],
     "cifar_core": lambda: [*grid(["dataset=seq_cifar10"], ["er", "finetune"], ["hard"]),
                            *grid(["dataset=seq_cifar10"], ["er"], ["ddn"])],
+    # the directions of issue #3 (what makes DDN's outer step informative), paired seeds, embedded data
+    "ddn_directions": lambda: [*grid([], ["er"], ["hard", "hard_extra", "ddn"]),
+                               *grid([], ["er"], ["ddn"], [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"],
+                                                            ["ddn.old_to_old=true"], ["ddn.boundary_iters=50"],
+                                                            ["ddn.per_step=false", "ddn.boundary_iters=100"],
+                                                            ["ddn.lr=0.01"], ["beta=0.5"], ["alpha=0.3"],
+                                                            ["ddn.unroll_scope=full"]])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
 }
+
+
+def tag_of(overrides: list[str]) -> str:
+    """Folder name of a run: baseline_labels, then key-value of any further override (dataset omitted)."""
+    parts = [o.split("=")[1] for o in overrides[:2]]
+    parts += [f"{o.split('=')[0].split('.')[-1]}-{o.split('=')[1]}" for o in overrides[2:] if not o.startswith("dataset=")]
+    return "_".join(parts)
 
 
 def main() -> None:
@@ -61,7 +75,7 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for overrides in runs:
-                tag = "_".join(o.split("=")[1] for o in overrides[:2])
+                tag = tag_of(overrides)
                 if args.only and tag not in args.only:
                     continue
                 run_dir = out / tag / f"seed{seed}"

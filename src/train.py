@@ -106,7 +106,9 @@ def train(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> dict[str
         start, rec = restore(learner, checkpoint)
 
     def make_trainer(epochs: int):
-        return instantiate(cfg.trainer, max_epochs=epochs, logger=logger, callbacks=[align, checkpointer])
+        # logger=False, not None: None would make Lightning create its own lightning_logs/ folder
+        return instantiate(cfg.trainer, max_epochs=epochs, logger=logger if logger is not None else False,
+                           callbacks=[align, checkpointer])
 
     rec = run_tasks(learner, stream, make_trainer, cfg.setting.epochs, logger=logger,
                     joint=bool(learner.method.trains_jointly), checkpointer=checkpointer, start=start, rec=rec)
