@@ -98,7 +98,9 @@ class Checkpointer(pl.Callback):
         self.snapshot_extra: Any = None  # set by the task loop: returns the run record's state
 
     def save(self, learner, position: Position, optimizer_state: dict | None = None) -> None:
-        if not self.enabled:
+        # the rank is read here, not at construction: DDP processes join their group at the first fit
+        dist = torch.distributed
+        if not self.enabled or (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0):
             return
         payload = {
             "config": self.config,
@@ -112,7 +114,7 @@ class Checkpointer(pl.Callback):
         save_atomic(payload, self.path)
         # a small readable sidecar: where the last checkpoint stands (also what the kill test polls)
         info = self.path.with_suffix(".json")
-        tmp = info.with_suffix(".json.tmp")
+        tmp = info.with_suffix(f".json.tmp{os.getpid()}")
         tmp.write_text(json.dumps({"task": position.task, "epoch": position.epoch, "batch": position.batch,
                                    "step": int(learner.total_steps)}))
         os.replace(tmp, info)

@@ -100,7 +100,7 @@ def train(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> dict[str
 
     align = GradientAlignment(stream, cfg.diagnostics.align_every, cfg.diagnostics.align_samples, cfg.seed)
     checkpointer = Checkpointer(out_dir, cfg.checkpoint.every_n_steps, OmegaConf.to_container(cfg, resolve=True),
-                                enabled=cfg.checkpoint.enabled and rank() == 0)
+                                enabled=cfg.checkpoint.enabled)
     start, rec = None, None
     if checkpoint is not None:
         start, rec = restore(learner, checkpoint)
