@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -55,7 +54,6 @@ class ContinualLearner(pl.LightningModule):
         self.aug_generator = torch.Generator().manual_seed(seed * 7 + 1)
         self.timings: dict[str, float] = {"step": 0.0, "augment": 0.0, "outer": 0.0}
         self.samples_seen = 0
-        self.last_losses: dict[str, float] = {}
         # set by the task loop when a task continues from a checkpoint
         self.resume_offset = Position()
         self.batches_per_epoch = 0
@@ -164,22 +162,20 @@ class ContinualLearner(pl.LightningModule):
         self.total_steps += 1
         self.samples_seen += len(y)
         self.timings["step"] += time.perf_counter() - t_start
-        self.last_losses = {k: float(v.detach()) for k, v in terms.items()}
-        self.last_losses["total"] = loss_value
-        self._log_step()
+        self._log_step(terms, loss_value)
 
-    def _log_step(self) -> None:
+    def _log_step(self, terms: dict[str, Tensor], total: float) -> None:
         step = int(self.total_steps)
         if self.logger is None or step % self.log_every_n_steps:
             return
+        # the loss terms are read (a device sync each) only on logging steps
         exp = self.logger.experiment
-        for name, value in self.last_losses.items():
-            exp.add_scalar(f"train/loss_{name}", value, step)
+        for name, value in terms.items():
+            exp.add_scalar(f"train/loss_{name}", float(value.detach()), step)
+        exp.add_scalar("train/loss_total", total, step)
         if self.timings["step"] > 0:
             exp.add_scalar("train/samples_per_s", self.samples_seen / self.timings["step"], step)
         if self.labels is not None:
             for name, value in self.labels.diagnostics().items():
                 exp.add_scalar(f"labels/{name}", value, step)
 
-    def state_summary(self) -> dict[str, Any]:
-        return {"total_steps": int(self.total_steps), "samples_seen": self.samples_seen}

@@ -244,5 +244,4 @@ def _discard_run_folder(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=2)
     main()

@@ -114,12 +114,13 @@ class BilevelLabels(LabelPlugin):
             allowed[old, ctx.task * self.classes_per_task:] = False
         return allowed
 
-    def representation(self, learner: ContinualLearner, draw: StepBatch, feats: Tensor) -> Tensor:
+    def representation(self, draw: StepBatch, feats: Tensor) -> Tensor:
+        """What the label parameters see of a buffer sample (default: its penultimate features)."""
         return feats
 
     def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
         with torch.no_grad():
-            probs = self.cached_labels(features, draw, self.allowed_classes(draw, ctx))
+            probs = self.cached_labels(self.representation(draw, features), draw, self.allowed_classes(draw, ctx))
         return self._record(probs, draw.y, ctx)
 
     def _pick(self, candidates: Tensor, labels: Tensor, k: int) -> Tensor:
@@ -241,7 +242,7 @@ class BilevelLabels(LabelPlugin):
         if feats is None:
             with torch.no_grad():
                 feats = learner.batched(lambda x: fwd(params, x, True), xs)
-        soft = self.live_labels(self.representation(learner, draws[li], feats[1 + li]), draws[li],
+        soft = self.live_labels(self.representation(draws[li], feats[1 + li]), draws[li],
                                 self.allowed_classes(draws[li], ctx))
 
         if self.scope == "head":
@@ -314,12 +315,8 @@ class DDNLabels(BilevelLabels):
     def learnable(self) -> list[nn.Parameter]:
         return list(self.label_net.parameters())
 
-    def representation(self, learner: ContinualLearner, draw: StepBatch, feats: Tensor) -> Tensor:
+    def representation(self, draw: StepBatch, feats: Tensor) -> Tensor:
         return draw.x.flatten(1) if self.image_input else feats
-
-    def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
-        rep = draw.x.flatten(1) if self.image_input else features
-        return super().targets(rep, draw, ctx)
 
     def live_labels(self, rep: Tensor, draw: StepBatch, allowed: Tensor) -> Tensor:
         return self.label_net(rep, draw.y, allowed)
