@@ -46,6 +46,8 @@ SUITES = {
                                                             ["ddn.lr=0.01"], ["beta=0.5"], ["alpha=0.3"],
                                                             ["ddn.unroll_scope=full"]])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
+    # issue #7's main table: every replay method with and without DDN, online Split CIFAR-10
+    "cifar_online": lambda: [*grid(["dataset=seq_cifar10"], ["er", "derpp", "erace", "clser"], ["hard", "ddn"])],
 }
 
 
@@ -65,12 +67,14 @@ def main() -> None:
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides for every run")
     ap.add_argument("--only", nargs="*", default=None, help="run only these tags (e.g. er_ddn finetune_hard)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--out", default=None, help="folder name under bench/out (default: the suite's name)")
+    ap.add_argument("--no-report", action="store_true", help="skip the report (parallel workers of one suite)")
     args = ap.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    out = ROOT / "bench" / "out" / args.suite
+    out = ROOT / "bench" / "out" / (args.out or args.suite)
     runs = SUITES[args.suite]()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -87,7 +91,8 @@ def main() -> None:
                 res = train(cfg)
                 print(f"[{time.strftime('%H:%M:%S')}] {tag} seed={seed}: class-IL {res['final'].get('class_il', 0):.2f}"
                       f" task-IL {res['final'].get('task_il', 0):.2f} ({time.time() - t0:.0f}s)", flush=True)
-    print(report(out))
+    if not args.no_report:
+        print(report(out))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ def validate_config(cfg: DictConfig) -> None:
         _fail("beta", cfg.beta, "the DDN EMA weight must lie in [0, 1), e.g. beta=0.9")
     if cfg.labels not in LABEL_VARIANTS:
         _fail("labels", cfg.labels, f"choose one of {', '.join(LABEL_VARIANTS)}")
+    if not isinstance(cfg.dataset.imbalance_ratio, (int, float)) or cfg.dataset.imbalance_ratio < 1:
+        _fail("dataset.imbalance_ratio", cfg.dataset.imbalance_ratio,
+              "use a number >= 1 (1: balanced; 10: the rarest class of each task keeps a tenth of its samples)")
     ddn = cfg.ddn
     if ddn.unroll_scope not in ("head", "full"):
         _fail("ddn.unroll_scope", ddn.unroll_scope, "choose head or full")

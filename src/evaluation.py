@@ -41,3 +41,29 @@ def evaluate_tasks(model: nn.Module, preprocess: nn.Module, stream: TaskStream, 
         til_acc.append(100.0 * correct[1].item() / n)
     model.train(was_training)
     return cil_acc, til_acc
+
+
+@torch.no_grad()
+def per_class_accuracy(model: nn.Module, preprocess: nn.Module, stream: TaskStream, upto_task: int,
+                       device: torch.device, batch_size: int = 500) -> list[float]:
+    """Class-IL test accuracy (%) of every class of tasks 0..upto_task (argmax over all of them)."""
+    was_training = model.training
+    model.eval()
+    seen = stream.task_classes(upto_task).stop
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    mask = stream.test_y < seen
+    x, y = stream.test_x[mask][rank::world], stream.test_y[mask][rank::world]
+    correct = torch.zeros(seen, dtype=torch.long, device=device)
+    total = torch.zeros(seen, dtype=torch.long, device=device)
+    for start in range(0, len(y), batch_size):
+        yb = y[start:start + batch_size].to(device)
+        pred = model(preprocess(x[start:start + batch_size].to(device)))[:, :seen].argmax(1)
+        correct += torch.bincount(yb[pred == yb], minlength=seen)
+        total += torch.bincount(yb, minlength=seen)
+    if world > 1:
+        torch.distributed.all_reduce(correct)
+        torch.distributed.all_reduce(total)
+    model.train(was_training)
+    return (100.0 * correct / total.clamp(min=1)).tolist()

@@ -22,7 +22,8 @@ from src.results import RESULTS_FILE
 DESIGN_KEYS = [
     "baseline.name", "dataset.name", "setting.name", "buffer", "labels", "alpha", "beta", "optimizer.lr",
     "setting.augment", "setting.epochs", "ddn.lr", "ddn.every", "ddn.unroll_steps", "ddn.unroll_scope",
-    "ddn.first_order", "ddn.val_source", "ddn.val_balanced", "ddn.input", "ddn.old_to_old",
+    "ddn.first_order", "ddn.val_source", "ddn.val_balanced", "ddn.input", "ddn.old_to_old", "ddn.per_step",
+    "ddn.boundary_iters", "label_smoothing",
     "dataset.imbalance_ratio",
 ]
 METRICS = ["class_il", "task_il", "forgetting"]
@@ -222,7 +223,10 @@ def report(folder: str | Path, metrics: list[str] | None = None, extra_keys: lis
     rows = collect(folder)
     if not rows:
         raise SystemExit(f"error: no {RESULTS_FILE} found under {folder}: point src.report at a run or sweep folder")
-    metrics = metrics or METRICS
+    # the mean over each task's rarest class, for sweeps over dataset.imbalance_ratio
+    varied = varying(rows, ["dataset.imbalance_ratio"])
+    metrics = metrics or METRICS + (["rare_class_il"] if varied or any(
+        r.get("dataset.imbalance_ratio") not in (None, 1) for r in rows) else [])
     by = varying(rows, DESIGN_KEYS + (extra_keys or []))
     table = aggregate(rows, by, metrics)
     cols = by + metrics + ["seeds"]

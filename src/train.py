@@ -18,10 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from src import config_resolvers, metrics  # noqa: F401  (registers ${tuned:...})
 from src.buffer import ReservoirBuffer
 from src.config_check import ConfigError, validate_config
+from src.data.imbalance import class_ranks
 from src.data.sources import DataError
 from src.diagnostics import GradientAlignment
 from src.data.stream import TaskStream
 from src.data.transforms import BatchPreprocess
+from src.evaluation import per_class_accuracy
 from src.learner import ContinualLearner
 from src.checkpoint import Checkpointer, Position, resume_config, set_rng_state
 from src.loop import RunRecord, run_tasks
@@ -59,7 +61,8 @@ def build(cfg: DictConfig) -> tuple[TaskStream, ContinualLearner]:
         order = torch.randperm(ds.n_classes, generator=torch.Generator().manual_seed(ds.class_order_seed)).tolist()
     elif ds.class_order != "fixed":
         order = list(ds.class_order)
-    stream = TaskStream(data, ds.classes_per_task, cfg.setting.batch_size, seed=cfg.seed, class_order=order)
+    stream = TaskStream(data, ds.classes_per_task, cfg.setting.batch_size, seed=cfg.seed, class_order=order,
+                        imbalance_ratio=ds.imbalance_ratio, imbalance_seed=ds.imbalance_seed)
 
     torch.manual_seed(cfg.seed)  # model init only: buffer, stream and augmentation have their own generators
     net = instantiate(ds.net, input_shape=stream.image_shape, num_classes=stream.n_classes)
@@ -118,6 +121,7 @@ def train(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> dict[str
         print(f"error: {error}", file=sys.stderr)
     learner.timings["load"] = stream.timer["load"]
     payload = _payload(cfg, rec, learner, status, error, time.time() - started)
+    payload["per_class"] = _per_class(cfg, rec, learner, stream, payload["final"])
     payload["gradient_alignment"] = align.summary()
     payload["replicas"] = replica_check(learner)
     if rank() != 0:  # one results file, one TensorBoard run, one table: rank 0's
@@ -174,6 +178,24 @@ def _hparams(cfg: DictConfig) -> dict[str, Any]:
     return {"baseline": cfg.baseline.name, "dataset": cfg.dataset.name, "setting": cfg.setting.name,
             "buffer": cfg.buffer, "labels": cfg.labels, "alpha": cfg.alpha, "beta": cfg.beta, "seed": cfg.seed,
             "lr": cfg.optimizer.lr}
+
+
+def _per_class(cfg: DictConfig, rec: RunRecord, learner: ContinualLearner, stream: TaskStream,
+               final: dict[str, float]) -> dict[str, list] | None:
+    """Final class-IL accuracy per class of the reported model, with each class's training-sample count, and
+    ``final["rare_class_il"]``: the mean over the class of every task that ``dataset.imbalance_ratio`` makes the
+    rarest (the same classes at ratio 1, so balanced runs are the reference)."""
+    finished = np.nonzero(~np.isnan(rec.class_il[rec.reported][:, 0]))[0]
+    if len(finished) == 0:
+        return None
+    last = int(finished[-1])
+    model = learner.method.eval_models(learner.net)[rec.reported]
+    acc = per_class_accuracy(model, learner.preprocess, stream, last, learner.device)
+    counts = stream.train_counts[: len(acc)].tolist()
+    ranks = class_ranks(stream.n_classes, stream.classes_per_task, cfg.dataset.imbalance_seed)
+    rarest = [c for c in range(len(acc)) if ranks[c] == stream.classes_per_task - 1]
+    final["rare_class_il"] = float(np.mean([acc[c] for c in rarest]))
+    return {"class_il": acc, "train_count": counts, "classes": stream.classes[: len(acc)]}
 
 
 def _payload(cfg: DictConfig, rec: RunRecord, learner: ContinualLearner, status: str,

@@ -26,6 +26,7 @@ CASES = [
     (["ddn.boundary_iters=-1"], "ddn.boundary_iters=-1"),
     (["labels=ddn", "ddn.per_step=false"], "ddn.boundary_iters>0"),
     (["buffer=5", "ddn.val_balanced=true"], "buffer>=10"),
+    (["dataset.imbalance_ratio=0.5"], "dataset.imbalance_ratio=0.5"),
 ]
 
 

@@ -1,5 +1,12 @@
-"""Sweeps through the real CLI: a grid, an Optuna study in SQLite, a failing trial that does not stop it."""
+"""Sweeps through the real CLI: a grid, an Optuna study in SQLite, a failing trial that does not stop it, two
+workers sharing one study, and an interrupted sweep that resumes."""
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import optuna
 import pytest
@@ -47,3 +54,62 @@ def test_grid_sweep_and_report(tmp_path):
     md = report(sweep)
     assert "| alpha | class_il" in md and "[0, 1]" in md
     assert (sweep / "report.csv").exists()
+
+
+def _sweep_cmd(sweep, n_trials: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "src.train", "-m", "+sweeps=alpha_beta_optuna", f"hydra.sweeper.n_trials={n_trials}",
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3", *SMALL, *extra,
+            f"hydra.sweep.dir={sweep}"]
+
+
+def _popen(cmd: list[str], log) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+def _study(sweep) -> optuna.Study:
+    return optuna.load_study(study_name="alpha_beta", storage=f"sqlite:///{sweep}/optuna.db")
+
+
+def test_two_workers_share_one_study_exactly_n_trials(tmp_path):
+    sweep = tmp_path / "sweep"
+    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]
+    workers = [_popen(_sweep_cmd(sweep, 6), log) for log in logs]
+    for w in workers:
+        assert w.wait(timeout=600) == 0, (tmp_path / "worker0.log").read_text()[-3000:]
+    study = _study(sweep)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 6  # none lost, none run twice
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 6
+    # every complete trial has its own folder with its own results; no other folder has results
+    folders = sorted(p.parent.name for p in sweep.glob("*/results.json"))
+    assert folders == sorted(f"trial_{t.number}" for t in complete)
+    ran = [int(re.search(r"This worker ran (\d+) trials", (tmp_path / f"worker{i}.log").read_text()).group(1))
+           for i in range(2)]
+    assert sum(ran) == 6 and min(ran) >= 1, ran
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
+    sweep = tmp_path / "sweep"
+    with open(tmp_path / "first.log", "w") as log:
+        first = _popen(_sweep_cmd(sweep, 3), log)
+        deadline = time.time() + 300
+        while not (sweep / "trial_1").exists():  # kill it while its second trial runs
+            assert first.poll() is None and time.time() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.02)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    done_before = {p.parent.name: p.stat().st_mtime_ns for p in sweep.glob("*/results.json")}
+    assert list(done_before) == ["trial_0"]
+    killed = _study(sweep).trials[1]
+    assert killed.state == optuna.trial.TrialState.RUNNING
+
+    proc = run_cli(_sweep_cmd(sweep, 3)[3:], cwd=ROOT)  # restarted at once: waits for the trial to go stale
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = _study(sweep).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == 3 and states[1] == "FAIL"
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == 1)
+    assert retry.state.name == "COMPLETE" and retry.params == killed.params
+    assert (sweep / "trial_0" / "results.json").stat().st_mtime_ns == done_before["trial_0"]  # not redone
+    assert "This worker ran 2 trials" in proc.stderr + proc.stdout

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from src.data.imbalance import long_tail_indices
 from src.data.sources import DecodedDataset
 
 
@@ -82,7 +83,8 @@ class TaskStream(pl.LightningDataModule):
     """
 
     def __init__(self, data: DecodedDataset, classes_per_task: int, batch_size: int, seed: int,
-                 class_order: Sequence[int] | None = None) -> None:
+                 class_order: Sequence[int] | None = None, imbalance_ratio: float = 1.0,
+                 imbalance_seed: int = 0) -> None:
         super().__init__()
         n_classes = len(data.classes)
         order = torch.as_tensor(list(class_order) if class_order is not None else range(n_classes))
@@ -93,6 +95,10 @@ class TaskStream(pl.LightningDataModule):
         self.n_tasks = n_classes // classes_per_task
         self.batch_size, self.seed = batch_size, seed
         self.train_x, self.train_y = data.train_x, remap[data.train_y]
+        if imbalance_ratio != 1:  # long-tailed tasks (src/data/imbalance.py); the test set stays balanced
+            keep = long_tail_indices(self.train_y, classes_per_task, imbalance_ratio, imbalance_seed)
+            self.train_x, self.train_y = self.train_x[keep], self.train_y[keep]
+        self.train_counts = torch.bincount(self.train_y, minlength=n_classes)
         self.test_x, self.test_y = data.test_x, remap[data.test_y]
         self.train_task = self.train_y // classes_per_task
         self.test_task = self.test_y // classes_per_task

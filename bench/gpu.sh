@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# GPU checks in a few minutes: `bash bench/gpu.sh OUT_DIR [ACCURACY_SECONDS]` on a machine with one CUDA GPU.
+#   1. smoke: one default run and DER++ + DDN in bf16 on the embedded dataset, on the GPU (stops here on failure)
+#   2. accuracy: online Split CIFAR-10 runs of bench/run.py's cifar_online suite, several processes sharing
+#      the GPU, until ACCURACY_SECONDS (default 300) have passed; unfinished runs are dropped
+#   3. cost: Split CIFAR-10, offline ResNet-18 (nf 64, batch 32 + 32) and online (nf 20, batch 10 + 10), a few
+#      steps of task 1 with a full buffer: samples/s and peak GPU memory, ER vs ER + DDN, fp32 and bf16
+# Needs the CIFAR-10 folder in data/cifar10 (`make data`), or .gpu/cifar10-jpeg.tar.gz; Python packages that
+# the machine lacks can sit in .gpu/site (pure-Python hydra-core, omegaconf, antlr4).
+# Everything lands in OUT_DIR: log.txt, env.txt, cost.md, accuracy.md and runs.tgz (every run's folder).
+set -u
+OUT_DIR=${1:?usage: bash bench/gpu.sh OUT_DIR [ACCURACY_SECONDS]}
+ACC_S=${2:-300}
+PY=${PY:-python3}
+mkdir -p "$OUT_DIR"
+export PYTHONUNBUFFERED=1
+[ -d .gpu/site ] && export PYTHONPATH=$PWD/.gpu/site${PYTHONPATH:+:$PYTHONPATH}
+LOG=$OUT_DIR/log.txt
+say() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
+
+{ nvidia-smi; $PY -c "import torch, pytorch_lightning as pl, hydra, omegaconf; print('torch', torch.__version__,
+'cuda', torch.version.cuda, torch.cuda.get_device_name(), '| lightning', pl.__version__, '| hydra', hydra.__version__)";
+  nproc; } > "$OUT_DIR/env.txt" 2>&1
+say "env: $(tail -2 "$OUT_DIR/env.txt" | tr '\n' ' ')"
+
+# data: decode CIFAR-10 once (cache) while the smoke runs use the GPU
+if [ ! -d data/cifar10 ] && [ -f .gpu/cifar10-jpeg.tar.gz ]; then mkdir -p data && tar -xzf .gpu/cifar10-jpeg.tar.gz -C data/; fi
+$PY -c "from src.data.sources import load_cifar; load_cifar('data/cifar10', 'cifar10')" >> "$LOG" 2>&1 &
+CACHE_PID=$!
+
+TRAINER=${TRAINER:-gpu}  # TRAINER=cpu STEPS=2 runs this script as a dry run without a GPU
+if [ -z "${ONLY_ACCURACY:-}" ]; then  # ONLY_ACCURACY=1: phase 2 alone
+say "1. smoke"
+COMMON="logger=none trainer.enable_progress_bar=false trainer=$TRAINER"
+if ! $PY -m src.train $COMMON output_dir=/tmp/gpu_smoke/er >> "$LOG" 2>&1 ||
+   ! $PY -m src.train $COMMON baseline=derpp labels=ddn trainer.precision=bf16-mixed output_dir=/tmp/gpu_smoke/derpp_ddn_bf16 >> "$LOG" 2>&1; then
+  say "smoke FAILED (see above)"; exit 1
+fi
+grep -h "^final" "$LOG" | tail -2
+fi
+wait $CACHE_PID || { say "CIFAR-10 cache FAILED"; exit 1; }
+
+say "2. accuracy (${ACC_S}s)"
+# several processes share the GPU; MPS (when it starts) lets their small kernels run concurrently
+if [ "$TRAINER" = gpu ] && command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d 2>>"$LOG"; then
+  $PY -c "import torch; torch.zeros(1, device='cuda').sum().item()" 2>>"$LOG" && say "MPS on" ||
+    { echo quit | nvidia-cuda-mps-control; say "MPS off (client failed)"; }
+fi
+pack() { (cd bench/out && find cifar_online_gpu -name results.json | tar -czf "$OUT_DIR/runs.tgz.tmp" -T -) 2>/dev/null &&
+         mv "$OUT_DIR/runs.tgz.tmp" "$OUT_DIR/runs.tgz"; }
+# most-wanted first: ER, DER++, ER-ACE with and without DDN (3 seeds), then ER seeds 3-4, then CLS-ER
+jobs=()
+for seed in 0 1 2; do for m in er derpp erace; do for l in hard ddn; do jobs+=("${m}_$l $seed"); done; done; done
+for seed in 3 4; do jobs+=("er_hard $seed" "er_ddn $seed"); done
+for seed in 0 1 2; do jobs+=("clser_hard $seed" "clser_ddn $seed"); done
+[ -n "${JOBS_FILE:-}" ] && mapfile -t jobs < "$JOBS_FILE"  # "TAG SEED" per line, to run another share
+printf '%s\n' "${jobs[@]}" | timeout "$ACC_S" xargs -P "${WORKERS:-11}" -L 1 sh -c \
+  "$PY bench/run.py cifar_online --out cifar_online_gpu --no-report --threads 1 --only \$0 --first-seed \$1 --seeds 1 --extra trainer=$TRAINER checkpoint.enabled=false >> '$LOG' 2>&1" &
+ACC_PID=$!
+while kill -0 $ACC_PID 2>/dev/null; do sleep 20; pack; done
+pkill -f "bench/run.py cifar_online" 2>/dev/null  # timeout stops xargs, not the runs it started
+pack
+$PY -m src.report bench/out/cifar_online_gpu > "$OUT_DIR/accuracy.md" 2>> "$LOG"
+pgrep -f nvidia-cuda-mps >/dev/null && { echo quit | nvidia-cuda-mps-control; sleep 2; }
+say "3. cost"
+[ -n "${ONLY_ACCURACY:-}" ] && { say "done"; exit 0; }
+for spec in "offline 32-true" "offline bf16-mixed" "online 32-true" "online bf16-mixed"; do
+  set -- $spec
+  timeout ${COST_S:-50} $PY bench/cost.py --steps ${STEPS:-60} --repeats 2 --variants er "er+ddn (head)" "er+ddn (full)" \
+    --extra trainer=$TRAINER setting=$1 trainer.precision=$2 > /tmp/cost.txt 2>> "$LOG" || say "cost $spec FAILED"
+  tail -7 /tmp/cost.txt | tee -a "$OUT_DIR/cost.md" "$LOG"
+done
+
+say "done"
