@@ -152,10 +152,7 @@ def write_csv(path: Path, table: list[dict[str, Any]], columns: list[str]) -> No
 
 def figures(folder: Path, rows: list[dict[str, Any]], by: list[str], metric: str) -> list[Path]:
     """α × β heat-map, accuracy vs buffer size, accuracy vs wall-clock (unroll sweep), when those vary."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global backend switch (notebooks keep theirs)
 
     made = []
     done = [r for r in rows if r.get("status") == "completed"]
@@ -168,7 +165,8 @@ def figures(folder: Path, rows: list[dict[str, Any]], by: list[str], metric: str
                 vals = [r[f"final.{metric}"] for r in done if r["alpha"] == a and r["beta"] == b]
                 if vals:
                     grid[i, j] = np.mean(vals)
-        fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(betas), 1.2 + 0.6 * len(alphas)))
+        fig = Figure(figsize=(1.5 + 0.9 * len(betas), 1.2 + 0.6 * len(alphas)))
+        ax = fig.subplots()
         im = ax.imshow(grid, cmap="viridis", aspect="auto")
         for i in range(len(alphas)):
             for j in range(len(betas)):
@@ -183,9 +181,9 @@ def figures(folder: Path, rows: list[dict[str, Any]], by: list[str], metric: str
         fig.tight_layout()
         made.append(folder / "alpha_beta_heatmap.png")
         fig.savefig(made[-1], dpi=120)
-        plt.close(fig)
     if "buffer" in by:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.subplots()
         series: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in done:
             series[f"{r.get('baseline.name')} / {r.get('labels')}"][r["buffer"]].append(r[f"final.{metric}"])
@@ -200,9 +198,9 @@ def figures(folder: Path, rows: list[dict[str, Any]], by: list[str], metric: str
         fig.tight_layout()
         made.append(folder / "accuracy_vs_buffer.png")
         fig.savefig(made[-1], dpi=120)
-        plt.close(fig)
     if {"ddn.unroll_steps", "ddn.unroll_scope"} & set(by):
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.subplots()
         for r in done:
             ax.scatter(r["wall_clock_s"], r[f"final.{metric}"], s=14)
             ax.annotate(f"K={r.get('ddn.unroll_steps')} {r.get('ddn.unroll_scope')}"
@@ -213,7 +211,6 @@ def figures(folder: Path, rows: list[dict[str, Any]], by: list[str], metric: str
         fig.tight_layout()
         made.append(folder / "accuracy_vs_wallclock.png")
         fig.savefig(made[-1], dpi=120)
-        plt.close(fig)
     return made
 
 

@@ -8,13 +8,11 @@ import numpy as np
 
 def accuracy_heatmap(R: np.ndarray, title: str):
     """A matplotlib figure of the accuracy matrix (rows: after task t, columns: task i)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global backend switch (notebooks keep theirs)
 
     n = len(R)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))
+    fig = Figure(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))
+    ax = fig.subplots()
     im = ax.imshow(np.nan_to_num(R, nan=0.0), vmin=0, vmax=100, cmap="viridis")
     for t in range(n):
         for i in range(n):
@@ -51,12 +49,9 @@ def log_run_end(logger: Any, R_cil: np.ndarray, R_til: np.ndarray, hparams: dict
                 final: dict[str, float]) -> None:
     if logger is None:
         return
-    import matplotlib.pyplot as plt
-
     exp = logger.experiment
     for name, R in (("class_il", R_cil), ("task_il", R_til)):
         fig = accuracy_heatmap(R, f"{name} accuracy (%)")
         exp.add_figure(f"accuracy_matrix/{name}", fig, global_step=len(R) - 1)
-        plt.close(fig)
     logger.log_hyperparams(hparams, {f"hparams/{k}": v for k, v in final.items()})
     logger.finalize("success")

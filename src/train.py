@@ -5,6 +5,7 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,26 @@ def _make_logger(cfg: DictConfig, out_dir: Path):
     return instantiate(cfg.logger, save_dir=str(out_dir))
 
 
+@dataclass
+class RunOutput:
+    """A finished run: its results payload and the objects that produced it (for notebooks and probes)."""
+
+    payload: dict[str, Any]
+    learner: ContinualLearner
+    stream: TaskStream
+    alignment: GradientAlignment
+
+
 def train(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
     """One continual-learning run; writes ``results.json`` in ``cfg.output_dir`` and returns its payload.
 
     ``checkpoint``: a loaded ``last.ckpt`` of this run to continue from (see :mod:`src.checkpoint`).
     """
+    return run(cfg, checkpoint).payload
+
+
+def run(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> RunOutput:
+    """As :func:`train`, returning the trained learner, the stream and the gradient-alignment record too."""
     validate_config(cfg)
     quiet_lightning()
     out_dir = Path(cfg.output_dir)
@@ -124,8 +140,9 @@ def train(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> dict[str
     payload["per_class"] = _per_class(cfg, rec, learner, stream, payload["final"])
     payload["gradient_alignment"] = align.summary()
     payload["replicas"] = replica_check(learner)
+    out = RunOutput(payload, learner, stream, align)
     if rank() != 0:  # one results file, one TensorBoard run, one table: rank 0's
-        return payload
+        return out
     write_json_atomic(out_dir / RESULTS_FILE, payload)
     if status == "completed":
         name = rec.reported
@@ -134,7 +151,7 @@ def train(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> dict[str
                            f"{cfg.baseline.name} / labels={cfg.labels} / {cfg.dataset.name} / "
                            f"{cfg.setting.name} / buffer={cfg.buffer} / seed={cfg.seed}"))
         print(f"results: {out_dir / RESULTS_FILE}")
-    return payload
+    return out
 
 
 def restore(learner: ContinualLearner, ckpt: dict[str, Any]) -> tuple[Position, RunRecord | None]:
