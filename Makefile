@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all bench data clean
+.PHONY: setup run test test-all bench bench-small bench-cifar data clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,18 @@ data:
 	test -d data/cifar10 || tar -xzf $(SHARED)/cifar10-jpeg.tar.gz -C data/
 	test -d data/mnist || tar -xzf $(SHARED)/mnist-png.tar.gz -C data/
 
-bench: setup data
+bench: bench-small bench-cifar
+
+# minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST (about an hour)
+bench-small: setup
 	$(PY) bench/run.py digits --seeds 5
+	$(PY) bench/run.py ddn_directions --seeds 5
+	$(PY) -m src.train -m +sweeps=alpha_beta seed=0,1,2 logger=none trainer.enable_progress_bar=false \
+		hydra.sweep.dir=bench/out/sweep_alpha_beta_digits && $(PY) -m src.report bench/out/sweep_alpha_beta_digits
 	$(PY) bench/run.py mnist --seeds 3
+
+# hours on this CPU (20-35 min per run); on a GPU machine prefer `bash bench/gpu.sh OUT_DIR`
+bench-cifar: setup data
 	$(PY) bench/run.py cifar_core --seeds 1
-	$(PY) bench/run.py cifar_methods --seeds 1
+	$(PY) bench/run.py cifar_online --seeds 3
+	$(PY) bench/cost.py --steps 150 --repeats 2

@@ -35,6 +35,8 @@ def validate_config(cfg: DictConfig) -> None:
     if not isinstance(cfg.dataset.imbalance_ratio, (int, float)) or cfg.dataset.imbalance_ratio < 1:
         _fail("dataset.imbalance_ratio", cfg.dataset.imbalance_ratio,
               "use a number >= 1 (1: balanced; 10: the rarest class of each task keeps a tenth of its samples)")
+    if cfg.head not in ("linear", "cosine"):
+        _fail("head", cfg.head, "choose linear or cosine")
     ddn = cfg.ddn
     if ddn.unroll_scope not in ("head", "full"):
         _fail("ddn.unroll_scope", ddn.unroll_scope, "choose head or full")

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from src.results import RESULTS_FILE
+from src.tb_logging import accuracy_heatmap
 
 DESIGN_KEYS = [
     "baseline.name", "dataset.name", "setting.name", "buffer", "labels", "alpha", "beta", "optimizer.lr",
     "setting.augment", "setting.epochs", "ddn.lr", "ddn.every", "ddn.unroll_steps", "ddn.unroll_scope",
     "ddn.first_order", "ddn.val_source", "ddn.val_balanced", "ddn.input", "ddn.old_to_old", "ddn.per_step",
-    "ddn.boundary_iters", "label_smoothing",
+    "ddn.boundary_iters", "label_smoothing", "head",
     "dataset.imbalance_ratio",
 ]
 METRICS = ["class_il", "task_il", "forgetting"]
@@ -49,7 +50,8 @@ def collect(folder: Path) -> list[dict[str, Any]]:
         row = flatten(res.get("config", {}))
         row.update({f"final.{k}": v for k, v in (res.get("final") or {}).items()})
         row.update(status=res.get("status"), wall_clock_s=res.get("wall_clock_s"), path=str(path.parent),
-                   samples_per_s=res.get("samples_per_s"))
+                   samples_per_s=res.get("samples_per_s"),
+                   matrix=(res.get("accuracy_matrices") or {}).get(res.get("reported_model"), {}).get("class_il"))
         rows.append(row)
     return rows
 
@@ -118,6 +120,42 @@ def paired_gain(rows: list[dict[str, Any]], by: list[str], metric: str, arm: str
     return out
 
 
+PAPER_COLS = ["dataset.name", "setting.name", "buffer"]
+
+
+def paper_table(rows: list[dict[str, Any]], by: list[str], metric: str) -> list[dict[str, Any]] | None:
+    """The paper's layout: a row per method (+ label variant), a column per (dataset, setting, buffer), and
+    under each variant its paired gain over the method's ``labels=hard`` row (mean ± 95% half-width).
+    None unless only method, labels and column keys vary (anything else would be averaged away)."""
+    cols_by = [k for k in PAPER_COLS if k in by]
+    if not ({"baseline.name", *cols_by} & set(by)) or not set(by) <= {"baseline.name", "labels", *PAPER_COLS}:
+        return None
+    done = [r for r in rows if r.get("status") == "completed" and r.get(f"final.{metric}") is not None]
+    col = lambda r: " / ".join(str(r.get(k)) for k in cols_by) or metric  # noqa: E731
+    columns = sorted({col(r) for r in done}, key=lambda c: [int(x) if x.isdigit() else x for x in c.split(" / ")])
+    cells: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for r in done:
+        cells[(r.get("baseline.name"), str(r.get("labels")), col(r))][r.get("seed")] = r[f"final.{metric}"]
+    table = []
+    for method in sorted({r.get("baseline.name") for r in done}):
+        variants = sorted({lab for (m, lab, _) in cells if m == method}, key=lambda v: (v != "hard", v))
+        for lab in variants:
+            row: dict[str, Any] = {"method": method if lab == "hard" else f"{method} + {lab}"}
+            for c in columns:
+                row[c] = mean_std(list(cells.get((method, lab, c), {}).values()))
+            table.append(row)
+            if lab == "hard" or not any((method, "hard", c) in cells for c in columns):
+                continue
+            gain: dict[str, Any] = {"method": f"  gain of {lab} (paired)"}
+            for c in columns:
+                base, treat = cells.get((method, "hard", c), {}), cells.get((method, lab, c), {})
+                seeds = sorted(set(base) & set(treat))
+                mean, half = ci95([treat[s] - base[s] for s in seeds]) if seeds else (math.nan, math.nan)
+                gain[c] = "–" if not seeds else f"{mean:+.2f} ± {half:.2f} (n={len(seeds)})"
+            table.append(gain)
+    return [{"columns": ["method", *columns]}] + table
+
+
 def _fmt(cell: Any) -> str:
     if isinstance(cell, tuple):
         mean, std, n = cell
@@ -138,15 +176,17 @@ def markdown(table: list[dict[str, Any]], columns: list[str]) -> str:
 def write_csv(path: Path, table: list[dict[str, Any]], columns: list[str]) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
+        triple = {c: bool(table) and isinstance(table[0].get(c), tuple) for c in columns}
         header = []
         for c in columns:
-            header += [f"{c}_mean", f"{c}_std", f"{c}_n"] if table and isinstance(table[0].get(c), tuple) else [c]
+            header += [f"{c}_mean", f"{c}_std", f"{c}_n"] if triple[c] else [c]
         w.writerow(header)
         for row in table:
             line = []
             for c in columns:
                 v = row.get(c, "")
-                line += list(v) if isinstance(v, tuple) else [v]
+                # a gain row holds one text cell in a mean/std/n column: keep the columns aligned
+                line += list(v) if isinstance(v, tuple) else [v, "", ""] if triple[c] else [v]
             w.writerow(line)
 
 
@@ -211,6 +251,13 @@ def figures(folder: Path, rows: list[dict[str, Any]], by: list[str], metric: str
         fig.tight_layout()
         made.append(folder / "accuracy_vs_wallclock.png")
         fig.savefig(made[-1], dpi=120)
+    with_matrix = [r for r in done if r.get("matrix") and r.get(f"final.{metric}") is not None]
+    if with_matrix:  # the best run's accuracy matrix (the only run's, for a run folder)
+        best = max(with_matrix, key=lambda r: r[f"final.{metric}"])
+        R = np.array(best["matrix"], dtype=float)
+        fig = accuracy_heatmap(R, f"class-IL, best run: {Path(best['path']).name}")
+        made.append(folder / "accuracy_matrix.png")
+        fig.savefig(made[-1], dpi=120)
     return made
 
 
@@ -241,6 +288,13 @@ def report(folder: str | Path, metrics: list[str] | None = None, extra_keys: lis
             md += ["", f"## Paired gain over labels=hard ({metrics[0]}, same seeds; ± is the 95% t-interval)", "",
                    markdown([{**g, "gain": f"{g['gain']:+.2f} ± {g['ci95']:.2f}"} for g in gains],
                             keys + ["treatment", "gain", "n"])]
+    paper = paper_table(rows, by, metrics[0])
+    if paper:
+        columns = paper[0]["columns"]
+        md += ["", f"## Paper table ({metrics[0]}, mean ± std over seeds; columns: "
+                   f"{' / '.join(SHORT.get(k, k) for k in PAPER_COLS if k in by) or 'all runs'})", "",
+               markdown(paper[1:], columns)]
+        write_csv(folder / "report_paper.csv", paper[1:], columns)
     for fig in figures(folder, rows, by, metrics[0]):
         md += ["", f"![{fig.stem}]({fig.name})"]
     text = "\n".join(md) + "\n"

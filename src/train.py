@@ -66,7 +66,7 @@ def build(cfg: DictConfig) -> tuple[TaskStream, ContinualLearner]:
                         imbalance_ratio=ds.imbalance_ratio, imbalance_seed=ds.imbalance_seed)
 
     torch.manual_seed(cfg.seed)  # model init only: buffer, stream and augmentation have their own generators
-    net = instantiate(ds.net, input_shape=stream.image_shape, num_classes=stream.n_classes)
+    net = instantiate(ds.net, input_shape=stream.image_shape, num_classes=stream.n_classes, head=cfg.head)
     method = instantiate(cfg.baseline.method)
     method.setup(net)
     buffer = None

@@ -27,6 +27,7 @@ CASES = [
     (["labels=ddn", "ddn.per_step=false"], "ddn.boundary_iters>0"),
     (["buffer=5", "ddn.val_balanced=true"], "buffer>=10"),
     (["dataset.imbalance_ratio=0.5"], "dataset.imbalance_ratio=0.5"),
+    (["head=mlp"], "head='mlp'"),
 ]
 
 

@@ -83,13 +83,16 @@ def finite_difference(plugin, learner, stream, draws, ctx, val, params, directio
     return (value(1) - value(-1)) / (2 * eps)
 
 
-@pytest.mark.parametrize("net_kind", ["mlp", "resnet"])
+@pytest.mark.parametrize("net_kind", ["mlp", "mlp_cosine", "resnet"])
 @pytest.mark.parametrize("scope", ["head", "full"])
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("steps", [1, 2])
 def test_hypergradient_matches_finite_difference(net_kind, scope, first_order, steps):
     torch.manual_seed(1)
-    net = MLP((1, 4, 4), N_CLASSES, [6]) if net_kind == "mlp" else ResNet18((1, 4, 4), N_CLASSES, nf=2)
+    if net_kind == "resnet":
+        net = ResNet18((1, 4, 4), N_CLASSES, nf=2)
+    else:
+        net = MLP((1, 4, 4), N_CLASSES, [6], head="cosine" if net_kind == "mlp_cosine" else "linear")
     rep_dim = net.head.in_features
     plugin = DDNLabels(ddn_opts(unroll_scope=scope, first_order=first_order, unroll_steps=steps), rep_dim,
                        N_CLASSES, 2, beta=0.9, seed=0, image_input=False)

@@ -167,3 +167,17 @@ def test_every_baseline_with_and_without_ddn(cfg_factory, baseline, labels):
     assert 0 <= out["final"]["class_il"] <= 100
     if labels == "ddn":
         assert out["label_diagnostics"]["outer_steps"] > 0
+
+
+def test_cosine_head_is_scaled_cosine_and_runs_with_erace_and_ddn(cfg_factory):
+    from src.models.backbones import CosineHead
+    from src.train import train
+
+    head = CosineHead(3, 2)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]))
+    x = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
+    expected = torch.tensor([[10.0, 10.0 / 2 ** 0.5], [0.0, 0.0]])
+    assert torch.allclose(head(x), expected)
+    res = train(cfg_factory("logger=none", "baseline=erace", "labels=ddn", "head=cosine"))
+    assert res["status"] == "completed" and res["config"]["head"] == "cosine"

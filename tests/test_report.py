@@ -42,3 +42,31 @@ def test_buffer_figure_and_empty_folder(tmp_path):
     assert (tmp_path / "accuracy_vs_buffer.png").exists() and "accuracy_vs_buffer.png" in md
     with pytest.raises(SystemExit, match="no results.json"):
         report(tmp_path / "nothing_here")
+
+
+def test_paper_table_methods_by_buffer_with_paired_gain(tmp_path):
+    vals = {("er", "hard", 200): (40.0, 44.0), ("er", "ddn", 200): (41.0, 47.0),
+            ("er", "hard", 500): (50.0, 52.0), ("er", "ddn", 500): (49.0, 53.0),
+            ("derpp", "hard", 200): (60.0, 62.0)}
+    for (m, lab, buf), per_seed in vals.items():
+        for seed, v in enumerate(per_seed):
+            write(tmp_path, f"{m}_{lab}_{buf}_{seed}", m, lab, seed, v, buffer=buf)
+    md = report(tmp_path)
+    assert "| method | 200 | 500 |" in md
+    assert "| er | 42.00 ± 2.83 | 51.00 ± 1.41 |" in md
+    assert "| er + ddn | 44.00 ± 4.24 | 51.00 ± 2.83 |" in md
+    # paired differences (1, 3) and (-1, 1): means 2 and 0, std 1.414, t(0.975, 1) = 12.706 -> 12.71
+    assert "|   gain of ddn (paired) | +2.00 ± 12.71 (n=2) | +0.00 ± 12.71 (n=2) |" in md
+    assert "| derpp | 61.00 ± 1.41 | – |" in md
+    csv = (tmp_path / "report_paper.csv").read_text().splitlines()
+    assert csv[0] == "method,200_mean,200_std,200_n,500_mean,500_std,500_n"
+    assert "er,42.0,2.8284271247461903,2,51.0,1.4142135623730951,2" in csv
+
+
+def test_accuracy_matrix_figure_of_the_best_run(tmp_path):
+    from tests.conftest import compose_cfg
+    from src.train import train
+
+    train(compose_cfg(tmp_path / "run", ["logger=none"]))
+    md = report(tmp_path / "run")
+    assert (tmp_path / "run" / "accuracy_matrix.png").exists() and "accuracy_matrix.png" in md

@@ -1,4 +1,4 @@
-"""Backbones with a separate linear head, so DDN can unroll on the head alone (``unroll_scope=head``)."""
+"""Backbones with a separate head, so DDN can unroll on the head alone (``unroll_scope=head``)."""
 from __future__ import annotations
 
 import abc
@@ -8,10 +8,31 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 
+class CosineHead(nn.Module):
+    """``scale * cos(features, class weight)``: the ER-ACE reference code's head in its online setting."""
+
+    def __init__(self, in_features: int, out_features: int, scale: float = 10.0) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.scale = in_features, out_features, scale
+        self.weight = nn.Parameter(nn.Linear(in_features, out_features, bias=False).weight.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
+
+
+def make_head(kind: str, in_features: int, out_features: int) -> nn.Module:
+    """``linear`` (mammoth, DER) or ``cosine`` (ER-ACE reference code, scale 10)."""
+    if kind == "linear":
+        return nn.Linear(in_features, out_features)
+    if kind == "cosine":
+        return CosineHead(in_features, out_features)
+    raise ValueError(f"head={kind!r}: choose linear or cosine")
+
+
 class Classifier(nn.Module, abc.ABC):
     """``forward(x) = head(features(x))``; ``features`` gives the penultimate representation."""
 
-    head: nn.Linear
+    head: nn.Module  # has in_features / out_features
 
     @abc.abstractmethod
     def features(self, x: Tensor) -> Tensor:
@@ -26,7 +47,7 @@ class Classifier(nn.Module, abc.ABC):
 class MLP(Classifier):
     """Flatten -> [Linear -> ReLU] x len(hidden) -> head (mammoth's 784-100-100 MLP for Split MNIST)."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: list[int]) -> None:
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: list[int], head: str = "linear") -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
@@ -34,7 +55,7 @@ class MLP(Classifier):
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, num_classes)
+        self.head = make_head(head, width, num_classes)
         self.feature_dim = width
 
     def features(self, x: Tensor) -> Tensor:
@@ -66,7 +87,7 @@ class ResNet18(Classifier):
     ``nf=64`` is the offline (DER paper) network, ``nf=20`` the reduced one of the online protocol.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, nf: int = 64) -> None:
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, nf: int = 64, head: str = "linear") -> None:
         super().__init__()
         in_channels = input_shape[0]
         self.conv1 = nn.Conv2d(in_channels, nf, 3, 1, 1, bias=False)
@@ -77,7 +98,7 @@ class ResNet18(Classifier):
             layers.append(nn.Sequential(BasicBlock(planes, width, stride), BasicBlock(width, width, 1)))
             planes = width
         self.layers = nn.Sequential(*layers)
-        self.head = nn.Linear(8 * nf, num_classes)
+        self.head = make_head(head, 8 * nf, num_classes)
         self.feature_dim = 8 * nf
 
     def features(self, x: Tensor) -> Tensor:

@@ -249,13 +249,13 @@ class BilevelLabels(LabelPlugin):
             with torch.no_grad():
                 rest = val_batch.x[n_stream:]
                 val_feats = torch.cat([feats[0][:n_stream], fwd(params, rest, True)]) if len(rest) else feats[0]
-            theta = {"weight": net.head.weight, "bias": net.head.bias}
+            theta = dict(net.head.named_parameters())
 
             def inner_logits(th: dict[str, Tensor]) -> list[Tensor]:
-                return [F.linear(f, th["weight"], th["bias"]) for f in feats]
+                return [functional_call(net.head, th, (f,)) for f in feats]
 
             def val_logits(th: dict[str, Tensor]) -> Tensor:
-                return F.linear(val_feats, th["weight"], th["bias"])
+                return functional_call(net.head, th, (val_feats,))
         else:
             theta = params
 
