@@ -7,7 +7,9 @@
 #      steps of task 1 with a full buffer: samples/s and peak GPU memory, ER vs ER + DDN, fp32 and bf16
 # Needs the CIFAR-10 folder in data/cifar10 (`make data`), or .gpu/cifar10-jpeg.tar.gz; Python packages that
 # the machine lacks can sit in .gpu/site (pure-Python hydra-core, omegaconf, antlr4).
-# Everything lands in OUT_DIR: log.txt, env.txt, cost.md, accuracy.md and runs.tgz (every run's folder).
+# Everything lands in OUT_DIR: log.txt, env.txt, cost.md, accuracy.md and runs.tgz (every run's results.json).
+# Variables: WORKERS (parallel runs, 11), ONLY_ACCURACY=1 (phase 2 alone), JOBS_FILE (lines "TAG SEED" to run
+# instead of the default list), COST_S / STEPS (phase 3 limits), TRAINER=cpu STEPS=2 (a dry run without a GPU).
 set -u
 OUT_DIR=${1:?usage: bash bench/gpu.sh OUT_DIR [ACCURACY_SECONDS]}
 ACC_S=${2:-300}
