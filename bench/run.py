@@ -46,6 +46,8 @@ SUITES = {
                                                             ["ddn.lr=0.01"], ["beta=0.5"], ["alpha=0.3"],
                                                             ["ddn.unroll_scope=full"]])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
+    # is DDN's effect on CIFAR-10 the extra buffer weight or the learned labels? (the two controls of issue #3)
+    "cifar_controls": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["hard_extra", "ddn_frozen"])],
     # issue #7's main table: every replay method with and without DDN, online Split CIFAR-10
     "cifar_online": lambda: [*grid(["dataset=seq_cifar10"], ["er", "derpp", "erace", "clser"], ["hard", "ddn"])],
 }
