@@ -20,6 +20,8 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from src.distributed import rank_world
+
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
 IGNORED_ON_RESUME = ("resume", "output_dir", "trainer.enable_progress_bar")
@@ -99,8 +101,7 @@ class Checkpointer(pl.Callback):
 
     def save(self, learner, position: Position, optimizer_state: dict | None = None) -> None:
         # the rank is read here, not at construction: DDP processes join their group at the first fit
-        dist = torch.distributed
-        if not self.enabled or (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0):
+        if not self.enabled or rank_world()[0] != 0:
             return
         payload = {
             "config": self.config,

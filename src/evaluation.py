@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from src.data.stream import TaskStream
+from src.distributed import rank_world
 
 
 def masked_predictions(logits: Tensor, seen_classes: int, task_classes: range) -> tuple[Tensor, Tensor]:
@@ -15,13 +16,6 @@ def masked_predictions(logits: Tensor, seen_classes: int, task_classes: range) -
     cil = logits[:, :seen_classes].argmax(1)
     til = logits[:, task_classes.start:task_classes.stop].argmax(1) + task_classes.start
     return cil, til
-
-
-def rank_world() -> tuple[int, int]:
-    """This process's rank and the number of processes (0, 1 outside torch.distributed)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from src.data.sources import DataError
 from src.diagnostics import GradientAlignment
 from src.data.stream import TaskStream
 from src.data.transforms import BatchPreprocess
+from src.distributed import rank_world
 from src.evaluation import per_class_accuracy
 from src.learner import ContinualLearner
 from src.checkpoint import Checkpointer, Position, resume_config, set_rng_state
@@ -166,8 +167,7 @@ def restore(learner: ContinualLearner, ckpt: dict[str, Any]) -> tuple[Position, 
 
 
 def rank() -> int:
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return rank_world()[0]
 
 
 def replica_check(learner: ContinualLearner) -> dict[str, Any] | None:

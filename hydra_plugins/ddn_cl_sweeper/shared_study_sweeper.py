@@ -153,13 +153,13 @@ class SharedStudyImpl(OptunaSweeperImpl):
 class SharedStudySweeper(OptunaSweeper):
     """``OptunaSweeper`` with a study-wide trial budget, heartbeats and retry of interrupted trials."""
 
-    def __init__(self, *args, heartbeat_interval: int = 30, grace_period: int = 90, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        s = self.sweeper
-        self.sweeper = SharedStudyImpl(s.sampler, s.direction, s.storage, s.study_name, s.n_trials, s.n_jobs,
-                                       s.max_failure_rate, s.search_space, None, s.params,
+    def __init__(self, sampler, direction, storage, study_name, n_trials: int, n_jobs: int,
+                 max_failure_rate: float, search_space, custom_search_space, params,
+                 heartbeat_interval: int = 30, grace_period: int = 90) -> None:
+        # the parent's __init__ only builds its implementation object: build ours instead
+        self.sweeper = SharedStudyImpl(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
+                                       search_space, custom_search_space, params,
                                        heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-        self.sweeper.custom_search_space_extender = s.custom_search_space_extender
 
 
 @dataclass

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.data.imbalance import long_tail_indices
 from src.data.sources import DecodedDataset
+from src.distributed import rank_world
 
 
 class _IndexedTensors(Dataset):
@@ -126,9 +127,7 @@ class TaskStream(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         idx = torch.arange(len(self.train_y)) if self.joint else self.train_indices(self.task)
-        rank, world = 0, 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        rank, world = rank_world()
         sampler = TaskBatchSampler(idx, self.batch_size, seed=self.seed * 1009 + self.task, rank=rank, world=world,
                                    start_epoch=self.start_epoch, skip_batches=self.skip_batches)
         loader = DataLoader(_IndexedTensors(self.train_x, self.train_y, self.train_task), sampler=sampler,

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from src.distributed import rank_world
 from src.methods.base import StepBatch, StepContext, cross_entropy
 from src.plugins.labels import LabelPlugin, restrict_to_seen
 
@@ -193,7 +194,7 @@ class BilevelLabels(LabelPlugin):
         bs = learner.buffer_batch_size
         opt = self.optimizer()
         dist = torch.distributed
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        world = rank_world()[1]
         for _ in range(self.boundary_iters):
             pick = idx[torch.randperm(len(idx), generator=self.generator)[:bs]]
             x = stream.train_x[pick].to(learner.device)
