@@ -35,16 +35,24 @@ data:
 
 bench: bench-small bench-cifar
 
-# minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST (about an hour)
+# minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST online and
+# the short offline protocols (about two hours)
 bench-small: setup
 	$(PY) bench/run.py digits --seeds 5
 	$(PY) bench/run.py ddn_directions --seeds 5
 	$(PY) -m src.train -m +sweeps=alpha_beta seed=0,1,2 logger=none trainer.enable_progress_bar=false \
 		hydra.sweep.dir=bench/out/sweep_alpha_beta_digits && $(PY) -m src.report bench/out/sweep_alpha_beta_digits
 	$(PY) bench/run.py mnist --seeds 3
+	$(PY) bench/run.py mnist --only er_hard er_ddn er_hard_extra er_ddn_frozen --first-seed 3 --seeds 7
+	$(PY) bench/run.py ddn_offline --seeds 5
+	$(PY) bench/run.py mnist_offline --seeds 5
 
 # hours on this CPU (20-35 min per run); on a GPU machine prefer `bash bench/gpu.sh OUT_DIR`
 bench-cifar: setup data
 	$(PY) bench/run.py cifar_core --seeds 1
 	$(PY) bench/run.py cifar_online --seeds 3
+	$(PY) bench/run.py cifar_controls --seeds 1
+	$(PY) bench/run.py cifar_gaps --seeds 1
+	$(PY) bench/run.py cifar_gaps --only derpp_hard_online-0.01_augment-true --first-seed 1 --seeds 1
+	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_old_to_old-true er_ddn_label_mix-0.3 --seeds 1
 	$(PY) bench/cost.py --steps 150 --repeats 2

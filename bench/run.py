@@ -44,12 +44,30 @@ SUITES = {
                                                             ["ddn.old_to_old=true"], ["ddn.boundary_iters=50"],
                                                             ["ddn.per_step=false", "ddn.boundary_iters=100"],
                                                             ["ddn.lr=0.01"], ["beta=0.5"], ["alpha=0.3"],
-                                                            ["ddn.unroll_scope=full"]])],
+                                                            ["ddn.unroll_scope=full"], ["ddn.every=5"],
+                                                            ["ddn.unroll_steps=3"], ["ddn.label_mix=0.3"]])],
+    # offline (50 epochs per task): the small buffer is replayed many times, where soft labels should matter
+    "ddn_offline": lambda: [*grid(["setting=offline"], ["er"], ["hard", "hard_extra", "ddn", "ddn_frozen"])],
+    # a short offline Split MNIST (5 epochs per task instead of 50) that fits this CPU
+    "mnist_offline": lambda: [*grid(["dataset=seq_mnist", "setting=offline", "setting.epochs=5"], ["er"],
+                                    ["hard", "hard_extra", "ddn", "ddn_frozen"]),
+                              *grid(["dataset=seq_mnist", "setting=offline", "setting.epochs=5"], ["er"], ["ddn"],
+                                    [["ddn.label_mix=0.3"]])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
     # is DDN's effect on CIFAR-10 the extra buffer weight or the learned labels? (the two controls of issue #3)
     "cifar_controls": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["hard_extra", "ddn_frozen"])],
     # issue #7's main table: every replay method with and without DDN, online Split CIFAR-10
     "cifar_online": lambda: [*grid(["dataset=seq_cifar10"], ["er", "derpp", "erace", "clser"], ["hard", "ddn"])],
+    # issue #3's directions on CIFAR-10 (seed-paired with cifar_online's er_ddn): what the outer step rewards
+    "cifar_ddn_directions": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["ddn"],
+                                           [["ddn.old_to_old=true"], ["ddn.label_mix=0.3"],
+                                            ["ddn.val_source=heldout_buffer"],
+                                            ["beta=0.5"], ["alpha=0.3"]])],
+    # the gaps to the ER-ACE paper (issue #4): what its reference code does differently from our defaults
+    "cifar_gaps": lambda: [*grid(["dataset=seq_cifar10"], ["derpp"], ["hard"],
+                                 [["baseline.lr.online=0.01", "setting.augment=true"],
+                                  ["baseline.lr.online=0.01"], ["setting.concat_forward=false"]]),
+                           *grid(["dataset=seq_cifar10"], ["erace"], ["hard"], [["setting.concat_forward=false"]])],
 }
 
 

@@ -52,6 +52,9 @@ def validate_config(cfg: DictConfig) -> None:
     if ddn.val_balanced and cfg.buffer < cfg.dataset.n_classes:
         _fail("buffer", cfg.buffer, f"ddn.val_balanced needs at least one sample per class: use "
               f"buffer>={cfg.dataset.n_classes} or ddn.val_balanced=false")
+    if not 0 < ddn.label_mix <= 1:
+        _fail("ddn.label_mix", ddn.label_mix, "use a share in (0, 1]: 1 = the paper's free soft label, "
+              "smaller keeps at least 1 - label_mix of the mass on the true class")
     if ddn.lr <= 0:
         _fail("ddn.lr", ddn.lr, "the DDN (outer) learning rate must be > 0")
     if ddn.val_source not in ("stream_buffer", "heldout_buffer"):

@@ -28,6 +28,7 @@ CASES = [
     (["buffer=5", "ddn.val_balanced=true"], "buffer>=10"),
     (["dataset.imbalance_ratio=0.5"], "dataset.imbalance_ratio=0.5"),
     (["head=mlp"], "head='mlp'"),
+    (["ddn.label_mix=0"], "ddn.label_mix=0"),
 ]
 
 

@@ -22,7 +22,7 @@ N_CLASSES = 4
 def ddn_opts(**kw):
     base = dict(hidden=[8], input="features", init_margin=2.0, lr=1e-3, every=1, unroll_steps=1,
                 unroll_scope="head", first_order=False, val_source="stream_buffer", val_batch_size=6,
-                val_balanced=False, old_to_old=False, per_step=True, boundary_iters=0)
+                val_balanced=False, old_to_old=False, per_step=True, boundary_iters=0, label_mix=1.0)
     base.update(kw)
     return OmegaConf.create(base)
 
@@ -144,6 +144,40 @@ def test_label_net_starts_at_almost_the_hard_label():
     assert (net(torch.randn(3, 5), y, allowed)[:, 3] == 0).all()
 
 
+def test_label_mix_bounds_how_far_the_label_moves():
+    net = LabelNet(5, N_CLASSES, [8], init_margin=2.0, mix=0.3)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p) * 3)  # a label net far from its init
+    y = torch.tensor([0, 1, 2, 1])
+    allowed = torch.ones(4, N_CLASSES, dtype=torch.bool)
+    allowed[:, 3] = False
+    p = net(torch.randn(4, 5), y, allowed)
+    free = LabelNet(5, N_CLASSES, [8], init_margin=2.0)
+    free.load_state_dict(net.state_dict())
+    q = free(torch.randn(4, 5), y, allowed)
+    assert torch.allclose(p.sum(1), torch.ones(4)) and (p[:, 3] == 0).all()
+    assert (p.gather(1, y[:, None]) >= 0.7 - 1e-6).all() and (p.argmax(1) == y).all()
+    assert (q.argmax(1) != y).any()  # the same network, unbounded, does flip labels
+
+
+def test_label_mix_hypergradient_matches_finite_difference():
+    torch.manual_seed(2)
+    net = MLP((1, 4, 4), N_CLASSES, [6])
+    plugin = DDNLabels(ddn_opts(label_mix=0.4), net.head.in_features, N_CLASSES, 2, beta=0.9, seed=0,
+                       image_input=False)
+    learner = tiny_learner(net, plugin)
+    with torch.no_grad():
+        for p in plugin.label_net.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    stream, draws, ctx = batches(learner)
+    val, params, grads = outer_value_and_grad(plugin, learner, stream, draws, ctx)
+    direction = [torch.randn_like(p) for p in params]
+    analytic = sum(float((g * d).sum()) for g, d in zip(grads, direction))
+    numeric = finite_difference(plugin, learner, stream, draws, ctx, val, params, direction)
+    assert abs(analytic) > 1e-8 and analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
 def test_ema_update_is_exact():
     plugin = DDNLabels(ddn_opts(), 5, N_CLASSES, 2, beta=0.75, seed=0, image_input=False)
     cache = [p.clone() for p in plugin.ema.parameters()]
@@ -198,6 +232,19 @@ def test_smooth_random_and_l2y_targets():
     assert l2y.optimizer().state[l2y.slot_logits]["exp_avg"][2].abs().sum() == 0
 
 
+def test_confident_wrong_labels_are_warned_about(caplog):
+    plugin = DDNLabels(ddn_opts(), 5, N_CLASSES, 2, 0.9, 0, False)
+    ctx = StepContext(1, torch.ones(N_CLASSES, dtype=torch.bool))
+    y = torch.tensor([0, 1, 2, 3])
+    plugin._record(torch.eye(N_CLASSES)[y], y, ctx)  # right labels: no warning
+    assert plugin.summary()["relabel_warnings"] == 0
+    with caplog.at_level("WARNING", logger="ddn_cl"):
+        plugin._record(torch.eye(N_CLASSES)[torch.tensor([1, 0, 2, 3])], y, ctx)  # 50% flipped, confident
+    assert plugin.summary()["relabel_warnings"] == 1 and plugin.summary()["collapse_warnings"] == 0
+    assert "LABEL FLIPS: 50%" in caplog.text
+    assert "relabel_warnings" not in RandomLabels(4, N_CLASSES, seed=0).summary()  # random labels flip by design
+
+
 def test_old_to_old_restricts_old_samples():
     plugin = DDNLabels(ddn_opts(old_to_old=True), 5, N_CLASSES, 2, 0.9, 0, False)
     draw = StepBatch(torch.zeros(2, 1), torch.tensor([0, 2]), torch.tensor([0, 1]))
@@ -250,7 +297,8 @@ def test_distillation_at_the_task_boundary(cfg_factory):
 
 
 @pytest.mark.parametrize("opts", [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"], ["ddn.old_to_old=true"],
-                                  ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"]])
+                                  ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"],
+                                  ["ddn.label_mix=0.3"]])
 def test_ddn_options_run(cfg_factory, opts):
     out = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", *opts, out="opts"))
     assert out["status"] == "completed" and out["label_diagnostics"]["outer_steps"] > 0

@@ -33,12 +33,14 @@ if TYPE_CHECKING:
 class LabelNet(nn.Module):
     """G_omega: MLP over (representation, one-hot label) -> scores over all classes.
 
-    soft label = softmax over allowed classes of (MLP(input) + init_margin * one_hot(y)). The last layer
-    starts at zero, so at initialisation the soft label is softmax(init_margin * one_hot): (almost) the
-    hard label, and switching DDN on cannot hurt at step 0.
+    soft label = (1 - mix) * one_hot(y) + mix * softmax over allowed classes of (MLP(input) + init_margin *
+    one_hot(y)). The last layer starts at zero, so at initialisation the soft label is (almost) the hard
+    label, and switching DDN on cannot hurt at step 0. ``mix`` < 1 bounds how far the label can move from
+    the hard one (true-class mass >= 1 - mix: below 0.5 the argmax can never flip); 1 is the paper.
     """
 
-    def __init__(self, in_dim: int, n_classes: int, hidden: list[int], init_margin: float) -> None:
+    def __init__(self, in_dim: int, n_classes: int, hidden: list[int], init_margin: float,
+                 mix: float = 1.0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_dim + n_classes
@@ -49,16 +51,19 @@ class LabelNet(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         self.mlp = nn.Sequential(*layers, last)
-        self.n_classes, self.init_margin = n_classes, init_margin
+        self.n_classes, self.init_margin, self.mix = n_classes, init_margin, mix
 
     def forward(self, rep: Tensor, y: Tensor, allowed: Tensor) -> Tensor:
         onehot = F.one_hot(y, self.n_classes).to(rep.dtype)
         scores = self.mlp(torch.cat([rep, onehot], 1)) + self.init_margin * onehot
-        return restrict_to_seen(scores, allowed)
+        probs = restrict_to_seen(scores, allowed)
+        return probs if self.mix == 1.0 else (1 - self.mix) * onehot + self.mix * probs
 
 
 class BilevelLabels(LabelPlugin):
     """Shared outer step of the learned variants; subclasses say how labels come from their parameters."""
+
+    warn_flips = True
 
     def __init__(self, opts: DictConfig, n_classes: int, classes_per_task: int, seed: int,
                  frozen: bool = False) -> None:
@@ -308,7 +313,7 @@ class DDNLabels(BilevelLabels):
         super().__init__(opts, n_classes, classes_per_task, seed, frozen)
         g = torch.get_rng_state()
         torch.manual_seed(seed + 2024)  # own init stream: the classifier init is the same with and without DDN
-        self.label_net = LabelNet(rep_dim, n_classes, list(opts.hidden), opts.init_margin)
+        self.label_net = LabelNet(rep_dim, n_classes, list(opts.hidden), opts.init_margin, opts.label_mix)
         torch.set_rng_state(g)
         self.ema = copy.deepcopy(self.label_net).requires_grad_(False)
         self.beta, self.image_input = beta, image_input

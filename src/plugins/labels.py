@@ -17,6 +17,7 @@ from src.methods.base import StepBatch, StepContext
 
 log = logging.getLogger("ddn_cl")
 COLLAPSE_RATIO = 0.9  # entropy above this share of log(n_seen) counts as collapse
+FLIP_SHARE = 0.3  # a learned label variant whose argmax differs from the hard label on this share of a draw
 
 if TYPE_CHECKING:  # the learner imports this module; only type hints go the other way
     from src.learner import ContinualLearner
@@ -34,6 +35,8 @@ def restrict_to_seen(scores: Tensor, seen: Tensor) -> Tensor:
 
 class LabelPlugin(nn.Module, abc.ABC):
     """Base: fixed targets, no outer step. Subclasses say how targets are made."""
+
+    warn_flips = False  # learned variants: warn when their labels contradict the hard label (FLIP_SHARE)
 
     def maybe_outer_step(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
                          ctx: StepContext, step: int, feats: list[Tensor]) -> None:
@@ -59,6 +62,8 @@ class LabelPlugin(nn.Module, abc.ABC):
         sums, n = getattr(self, "_diag_sum", {}), getattr(self, "_diag_n", 0)
         out = {k: v / n for k, v in sums.items()} if n else {}
         out["collapse_warnings"] = getattr(self, "_collapse_warnings", 0)
+        if self.warn_flips:
+            out["relabel_warnings"] = getattr(self, "_relabel_warnings", 0)
         return out
 
     def _record(self, probs: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
@@ -81,6 +86,15 @@ class LabelPlugin(nn.Module, abc.ABC):
                             "(%d times so far): the labels carry almost no class information; lower ddn.lr "
                             "or alpha", entropy, 100 * entropy / max_entropy, max_entropy, ctx.task,
                             self._collapse_warnings)
+        flips = self._diag["argmax_flip_share"]
+        if self.warn_flips and flips > FLIP_SHARE:
+            # the other failure seen in practice: confident labels of the *wrong* class (low entropy)
+            self._relabel_warnings = getattr(self, "_relabel_warnings", 0) + 1
+            if self._relabel_warnings in (1, 10, 100, 1000):
+                log.warning("LABEL FLIPS: %.0f%% of the replayed samples' soft labels point to another class "
+                            "at task %d (%d draws so far): the outer step is relabelling the buffer; try "
+                            "ddn.old_to_old=true, a lower ddn.lr or alpha", 100 * flips, ctx.task,
+                            self._relabel_warnings)
         return p
 
 
