@@ -44,6 +44,7 @@ bench-small: setup
 		hydra.sweep.dir=bench/out/sweep_alpha_beta_digits && $(PY) -m src.report bench/out/sweep_alpha_beta_digits
 	$(PY) bench/run.py mnist --seeds 3
 	$(PY) bench/run.py mnist --only er_hard er_ddn er_hard_extra er_ddn_frozen --first-seed 3 --seeds 7
+	$(PY) bench/run.py mnist --only erace_ddn --seeds 3 --out mnist_erace_old_to_old --extra ddn.old_to_old=true
 	$(PY) bench/run.py ddn_offline --seeds 5
 	$(PY) bench/run.py mnist_offline --seeds 5
 
