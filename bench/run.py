@@ -22,6 +22,7 @@ from src.train import train  # noqa: E402
 
 COMMON = ["trainer.enable_progress_bar=false", "logger=none"]
 METHODS = ["er", "der", "derpp", "clser", "erace"]
+MNIST_OFFLINE = ["dataset=seq_mnist", "setting=offline", "setting.epochs=5"]  # the offline protocol, shortened
 
 
 def grid(dataset: list[str], baselines: list[str], labels: list[str], extra: list[list[str]] | None = None):
@@ -49,10 +50,8 @@ SUITES = {
     # offline (50 epochs per task): the small buffer is replayed many times, where soft labels should matter
     "ddn_offline": lambda: [*grid(["setting=offline"], ["er"], ["hard", "hard_extra", "ddn", "ddn_frozen"])],
     # a short offline Split MNIST (5 epochs per task instead of 50) that fits this CPU
-    "mnist_offline": lambda: [*grid(["dataset=seq_mnist", "setting=offline", "setting.epochs=5"], ["er"],
-                                    ["hard", "hard_extra", "ddn", "ddn_frozen"]),
-                              *grid(["dataset=seq_mnist", "setting=offline", "setting.epochs=5"], ["er"], ["ddn"],
-                                    [["ddn.label_mix=0.3"]])],
+    "mnist_offline": lambda: [*grid(MNIST_OFFLINE, ["er"], ["hard", "hard_extra", "ddn", "ddn_frozen"]),
+                              *grid(MNIST_OFFLINE, ["er"], ["ddn"], [["ddn.label_mix=0.3"]])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
     # is DDN's effect on CIFAR-10 the extra buffer weight or the learned labels? (the two controls of issue #3)
     "cifar_controls": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["hard_extra", "ddn_frozen"])],
