@@ -56,4 +56,4 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_gaps --seeds 1
 	$(PY) bench/run.py cifar_gaps --only derpp_hard_online-0.01_augment-true --first-seed 1 --seeds 1
 	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_old_to_old-true er_ddn_label_mix-0.3 --seeds 1
-	$(PY) bench/cost.py --steps 150 --repeats 2
+	$(PY) bench/cost.py --steps 150 --repeats 2 --threads 1 --methods er der derpp erace clser

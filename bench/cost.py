@@ -1,13 +1,16 @@
-"""Cost of DDN against its base method, back to back in one process: ``python bench/cost.py``.
+"""Cost of DDN against its base method, back to back: ``python bench/cost.py [--methods er derpp ...]``.
 
 Each variant trains ``--steps`` steps of task 1 (buffer already full of task-0 samples, so replay and the
-DDN outer step are active from the first step), alternating variants ``--repeats`` times. Prints a
-Markdown table: seconds per step (median over repeats), inner / outer split, data share, peak RSS and, on a
-GPU, peak GPU memory. ``--extra trainer=gpu trainer.precision=bf16-mixed`` measures on a GPU in bf16.
+DDN outer step are active from the first step), alternating variants ``--repeats`` times, each measurement in
+a fresh child process (so its peak memory is its own; start-up and data loading stay outside the timers).
+Prints a Markdown table: seconds per step (median over repeats), inner / outer split, stream samples/s, data
+share, peak RSS and, on a GPU, peak GPU memory, and the ratio to the variant's base method (``labels=hard``).
+``--extra trainer=gpu trainer.precision=bf16-mixed`` measures on a GPU in bf16.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import resource
 import statistics
 import sys
@@ -17,29 +20,42 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-
-import src.config_resolvers  # noqa: E402,F401
-from src.train import build, quiet_lightning  # noqa: E402
-
-VARIANTS = {
-    "er": ["labels=hard"],
-    "er+ddn (head)": ["labels=ddn"],
-    "er+ddn (head, K=3)": ["labels=ddn", "ddn.unroll_steps=3"],
-    "er+ddn (full)": ["labels=ddn", "ddn.unroll_scope=full"],
-}
+METHODS = ["er", "der", "derpp", "erace", "clser"]
+# every method with and without DDN (head scope, the default); for ER also K = 3 and the full-scope unroll
+VARIANTS = {name: overrides for m in METHODS for name, overrides in [
+    (m, [f"baseline={m}", "labels=hard"]),
+    (f"{m}+ddn (head)", [f"baseline={m}", "labels=ddn"]),
+    *([(f"{m}+ddn (head, K=3)", [f"baseline={m}", "labels=ddn", "ddn.unroll_steps=3"]),
+       (f"{m}+ddn (full)", [f"baseline={m}", "labels=ddn", "ddn.unroll_scope=full"])] if m == "er" else [])]}
 
 
-def measure(overrides: list[str], steps: int) -> dict[str, float]:
-    cfg = compose("train", overrides=["logger=none", "trainer.enable_progress_bar=false", "output_dir=/tmp/cost",
-                                      "checkpoint.enabled=false", *overrides])
+def base_of(variant: str) -> str:
+    """The base method a variant's ratio is taken against: ``derpp+ddn (head)`` -> ``derpp``."""
+    return variant.split("+")[0]
+
+
+def measure(overrides: list[str], steps: int, threads: int | None) -> dict[str, float]:
+    """Train ``steps`` steps of task 1 with a full buffer; runs in its own process (see ``main``)."""
+    import pytorch_lightning as pl
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    import src.config_resolvers  # noqa: F401
+    from src.train import build, quiet_lightning
+
+    if threads:
+        torch.set_num_threads(threads)
+    quiet_lightning()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["logger=none", "trainer.enable_progress_bar=false", "output_dir=/tmp/cost",
+                                          "checkpoint.enabled=false", *overrides])
     stream, learner = build(cfg)
     x, y = stream.train_x[stream.train_indices(0)], stream.train_y[stream.train_indices(0)]
-    with torch.no_grad():  # a full buffer of task-0 samples
-        learner.buffer.add(x[:2000], y[:2000], torch.zeros(2000, dtype=torch.long))
-    learner.seen_classes[:2] = True
+    with torch.no_grad():  # a full buffer of task-0 samples (DER's stored logits: those of the initial net)
+        n = min(2000, len(y))
+        logits = torch.cat([learner.net(learner._prep(c, augment=False)) for c in x[:n].split(500)])
+        learner.buffer.add(x[:n], y[:n], torch.zeros(n, dtype=torch.long), logits=logits)
+    learner.seen_classes[:cfg.dataset.classes_per_task] = True
     stream.set_task(1)
     learner.start_task(1)
     learner.batches_per_epoch = stream.batches_per_epoch()
@@ -55,10 +71,13 @@ def measure(overrides: list[str], steps: int) -> dict[str, float]:
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
     t = learner.timings
-    return {"s_per_step": t["step"] / steps, "outer_per_step": t["outer"] / steps, "wall": wall,
+    return {"s_per_step": t["step"] / steps, "outer_per_step": t["outer"] / steps,
+            "inner_per_step": (t["step"] - t["outer"]) / steps, "wall": wall,
             "samples_per_s": learner.samples_seen / t["step"],
             "data_share": (stream.timer["load"] + t["augment"]) / (stream.timer["load"] + t["step"]),
-            "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan")}
+            "rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan"),
+            "device": torch.cuda.get_device_name() if cuda else "cpu", "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -66,28 +85,36 @@ def main() -> None:
     ap.add_argument("--dataset", default="seq_cifar10")
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--methods", nargs="*", default=["er"], choices=METHODS,
+                    help="base methods whose variants run (default: er; all five: --methods er der derpp erace clser)")
+    ap.add_argument("--variants", nargs="*", default=None, choices=sorted(VARIANTS),
+                    help="exactly these variants instead (each with its base method, for the ratio)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per measurement (default: torch's)")
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides for every variant (setting=, trainer=)")
     args = ap.parse_args()
-    quiet_lightning()
-    rows: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    wanted = args.variants or [v for v in VARIANTS if base_of(v) in args.methods]
+    variants = [v for v in VARIANTS if v in wanted or v in {base_of(w) for w in wanted}]
+    rows: dict[str, list[dict]] = {v: [] for v in variants}
+    ctx = mp.get_context("spawn")  # a fresh process per measurement: own peak memory, no state carried over
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
         for _ in range(args.repeats):
-            for v in args.variants:
-                rows[v].append(measure([f"dataset={args.dataset}", *VARIANTS[v], *args.extra], args.steps))
-                print(v, rows[v][-1], flush=True)
-    base = statistics.median(r["s_per_step"] for r in rows[args.variants[0]])
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    print(f"\n{args.dataset} {' '.join(args.extra)} on {device}, {args.steps} steps of task 1 per repeat, {args.repeats} repeats, torch threads "
-          f"{torch.get_num_threads()}, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB\n")
-    print("| variant | s / step (median) | outer s / step | stream samples/s | data share | peak GPU MiB | × base |")
-    print("|---|---|---|---|---|---|---|")
+            for v in variants:
+                rows[v].append(pool.apply(measure, ([f"dataset={args.dataset}", *VARIANTS[v], *args.extra],
+                                                    args.steps, args.threads)))
+                print(v, {k: round(x, 4) if isinstance(x, float) else x for k, x in rows[v][-1].items()}, flush=True)
+    first = rows[variants[0]][0]
+    print(f"\n{args.dataset} {' '.join(args.extra)} on {first['device']}, {args.steps} steps of task 1 per repeat, "
+          f"{args.repeats} repeats, torch threads {first['threads']}\n")
+    print("| variant | s / step (median) | inner s / step | outer s / step | stream samples/s | data share "
+          "| peak RSS MiB | peak GPU MiB | × base |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    med = {v: statistics.median(r["s_per_step"] for r in rs) for v, rs in rows.items()}
     for v, rs in rows.items():
-        med = statistics.median(r["s_per_step"] for r in rs)
-        print(f"| {v} | {med:.4f} | {statistics.median(r['outer_per_step'] for r in rs):.4f} | "
-              f"{statistics.median(r['samples_per_s'] for r in rs):.1f} | "
-              f"{statistics.median(r['data_share'] for r in rs):.1%} | {max(r['gpu_peak_mib'] for r in rs):.0f} | "
-              f"{med / base:.2f} |")
+        def m(key: str) -> float:
+            return statistics.median(r[key] for r in rs)
+        print(f"| {v} | {med[v]:.4f} | {m('inner_per_step'):.4f} | {m('outer_per_step'):.4f} | {m('samples_per_s'):.1f} "
+              f"| {m('data_share'):.1%} | {max(r['rss_peak_mib'] for r in rs):.0f} "
+              f"| {max(r['gpu_peak_mib'] for r in rs):.0f} | {med[v] / med[base_of(v)]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -7,14 +7,14 @@ from omegaconf import DictConfig, OmegaConf
 def tuned(key: str, *, _root_: DictConfig) -> object:
     """A baseline's tuned value for the run's dataset, setting and buffer size.
 
-    ``baseline.tuned`` maps a row name (``<dataset>/<setting>``, ``<dataset>``, or ``default``; the first
-    that exists wins) to ``{buffer size: {key: value}}``; the largest listed size <= ``buffer`` is used
+    ``baseline.tuned`` maps a row name (``<dataset>/<setting>``, ``<dataset>``, ``default/<setting>`` or
+    ``default``; the first that exists wins) to ``{buffer size: {key: value}}``; the largest listed size <= ``buffer`` is used
     (the smallest listed one below that). One place per value; a command-line override of the
     interpolating key (e.g. ``baseline.method.alpha=0.2``) wins over the table.
     """
     table = _root_.baseline.tuned
     ds, setting, buffer = _root_.dataset.name, _root_.setting.name, int(_root_.buffer)
-    for row in (f"{ds}/{setting}", ds, "default"):
+    for row in (f"{ds}/{setting}", ds, f"default/{setting}", "default"):
         if row in table:
             rows = table[row]
             break

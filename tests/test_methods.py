@@ -152,6 +152,9 @@ def test_tuned_values_follow_buffer_and_dataset(cfg_factory):
     assert cfg_factory("baseline=derpp", "buffer=600").baseline.method.alpha == 0.2
     cfg = cfg_factory("baseline=clser", "buffer=500")
     assert (cfg.baseline.method.stable_freq, cfg.baseline.method.plastic_freq) == (0.1, 0.9)
+    assert cfg.baseline.method.stable_alpha == 0.42  # the `seq_digits/online` row (the default dataset, setting)
+    assert cfg_factory("baseline=clser", "dataset=seq_mnist").baseline.method.stable_alpha == 0.985  # default/online
+    assert cfg_factory("baseline=clser", "setting=offline").baseline.method.stable_alpha == 0.999
     cfg = cfg_factory("baseline=derpp", "dataset=seq_tinyimg", "buffer=200")
     assert cfg.baseline.method.beta == 1.0
     assert cfg_factory("baseline=derpp", "baseline.method.alpha=0.7").baseline.method.alpha == 0.7
