@@ -45,6 +45,7 @@ bench-small: setup
 	$(PY) bench/run.py mnist --seeds 3
 	$(PY) bench/run.py mnist --only er_hard er_ddn er_hard_extra er_ddn_frozen --first-seed 3 --seeds 7
 	$(PY) bench/run.py mnist --only erace_ddn --seeds 3 --out mnist_erace_old_to_old --extra ddn.old_to_old=true
+	$(PY) bench/run.py mnist_labels --seeds 10 --out mnist
 	$(PY) bench/run.py ddn_offline --seeds 5
 	$(PY) bench/run.py mnist_offline --seeds 5
 
@@ -56,4 +57,9 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_gaps --seeds 1
 	$(PY) bench/run.py cifar_gaps --only derpp_hard_online-0.01_augment-true --first-seed 1 --seeds 1
 	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_old_to_old-true er_ddn_label_mix-0.3 --seeds 1
-	$(PY) bench/cost.py --steps 150 --repeats 2 --threads 1 --methods er der derpp erace clser
+	$(PY) bench/run.py cifar_online --only erace_hard --seeds 1 --out cifar_online_cpu_cosine --extra head=cosine
+	$(PY) bench/run.py cifar_online --only erace_hard --seeds 1 --out cifar_erace_pm1 \
+		--extra 'dataset.mean=[0.5,0.5,0.5]' 'dataset.std=[0.5,0.5,0.5]'
+	test -d data/cifar10_q50 || $(PY) bench/reencode_jpeg.py data/cifar10 data/cifar10_q50 --quality 50
+	$(PY) bench/run.py cifar_online --only erace_hard --seeds 1 --out cifar_erace_q50 --extra dataset.root=data/cifar10_q50
+	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser

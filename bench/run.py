@@ -37,6 +37,8 @@ SUITES = {
     "mnist": lambda: [*grid(["dataset=seq_mnist"], METHODS, ["hard", "ddn"]),
                       *grid(["dataset=seq_mnist"], ["finetune", "joint"], ["hard"]),
                       *grid(["dataset=seq_mnist"], ["er"], ["hard_extra", "ddn_frozen"])],
+    # issue #7's label-variant table on Split MNIST (with section 2b's hard / hard_extra / ddn_frozen / ddn)
+    "mnist_labels": lambda: [*grid(["dataset=seq_mnist"], ["er"], ["smooth", "random", "l2y"])],
     "cifar_core": lambda: [*grid(["dataset=seq_cifar10"], ["er", "finetune"], ["hard"]),
                            *grid(["dataset=seq_cifar10"], ["er"], ["ddn"])],
     # the directions of issue #3 (what makes DDN's outer step informative), paired seeds, embedded data
