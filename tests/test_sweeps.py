@@ -113,3 +113,22 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
     assert retry.state.name == "COMPLETE" and retry.params == killed.params
     assert (sweep / "trial_0" / "results.json").stat().st_mtime_ns == done_before["trial_0"]  # not redone
     assert "This worker ran 2 trials" in proc.stderr + proc.stdout
+
+
+def test_workers_started_together_both_open_a_new_sqlite_storage(tmp_path):
+    # two workers creating the schema of one new SQLite file at the same instant: without the retry in
+    # SharedStudyImpl._storage the loser dies on alembic's UNIQUE constraint (seen in CI)
+    import subprocess
+    import time
+
+    code = ("import sys, time, types; from hydra_plugins.ddn_cl_sweeper.shared_study_sweeper import SharedStudyImpl; "
+            "me = types.SimpleNamespace(storage=sys.argv[1], heartbeat_interval=5, grace_period=20); "
+            "t = float(sys.argv[2])\nwhile time.time() < t: pass\nSharedStudyImpl._storage(me)")
+    for i in range(2):
+        start = str(time.time() + 4)
+        url = f"sqlite:///{tmp_path}/race{i}.db"
+        procs = [subprocess.Popen([sys.executable, "-c", code, url, start], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err[-2000:]

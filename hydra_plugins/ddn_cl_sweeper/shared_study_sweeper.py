@@ -70,11 +70,21 @@ class SharedStudyImpl(OptunaSweeperImpl):
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
 
     def _storage(self) -> object:
-        if isinstance(self.storage, str):
-            return RDBStorage(self.storage, heartbeat_interval=self.heartbeat_interval,
-                              grace_period=self.grace_period,
-                              failed_trial_callback=RetryFailedTrialCallback(max_retry=None))
-        return self.storage
+        if not isinstance(self.storage, str):
+            return self.storage
+        import sqlalchemy.exc
+
+        # workers started together race to create the schema of a new database: the loser's alembic insert
+        # fails (UNIQUE constraint on alembic_version) or meets a lock; the winner's schema is then there
+        for attempt in range(10):
+            try:
+                return RDBStorage(self.storage, heartbeat_interval=self.heartbeat_interval,
+                                  grace_period=self.grace_period,
+                                  failed_trial_callback=RetryFailedTrialCallback(max_retry=None))
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+                if attempt == 9:
+                    raise
+                time.sleep(0.5 + attempt)
 
     def _values(self, ret, n_directions: int) -> list[float]:
         value = ret.return_value  # raises the job's own exception when it failed
