@@ -48,6 +48,10 @@ bench-small: setup
 	$(PY) bench/run.py mnist_labels --seeds 10 --out mnist
 	$(PY) bench/run.py ddn_offline --seeds 5
 	$(PY) bench/run.py mnist_offline --seeds 5
+	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 3 --out mnist_buffer$$b --only \
+		er_hard er_ddn der_hard der_ddn derpp_hard derpp_ddn erace_hard erace_ddn clser_hard clser_ddn; done
+	$(PY) bench/run.py mnist_center --only er_ddn_center_hypergrad-true --seeds 10 --out mnist
+	$(PY) bench/run.py mnist_center --seeds 3 --out mnist
 
 # hours on this CPU (20-35 min per run); on a GPU machine prefer `bash bench/gpu.sh OUT_DIR`
 bench-cifar: setup data
@@ -62,4 +66,6 @@ bench-cifar: setup data
 		--extra 'dataset.mean=[0.5,0.5,0.5]' 'dataset.std=[0.5,0.5,0.5]'
 	test -d data/cifar10_q50 || $(PY) bench/reencode_jpeg.py data/cifar10 data/cifar10_q50 --quality 50
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 1 --out cifar_erace_q50 --extra dataset.root=data/cifar10_q50
+	$(PY) bench/run.py cifar_online --only erace_hard --seeds 2 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
+	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser

@@ -64,6 +64,11 @@ SUITES = {
                                            [["ddn.old_to_old=true"], ["ddn.label_mix=0.3"],
                                             ["ddn.val_source=heldout_buffer"],
                                             ["beta=0.5"], ["alpha=0.3"]])],
+    # DDN with the draw-shared part of the hypergradient removed (ddn.center_hypergrad), paired with `mnist` / `cifar_online`
+    "mnist_center": lambda: [*grid(["dataset=seq_mnist"], ["er", "derpp", "erace", "clser"], ["ddn"],
+                                   [["ddn.center_hypergrad=true"]])],
+    "cifar_center": lambda: [*grid(["dataset=seq_cifar10"], ["er", "derpp", "erace", "clser"], ["ddn"],
+                                   [["ddn.center_hypergrad=true"]])],
     # the gaps to the ER-ACE paper (issue #4): what its reference code does differently from our defaults
     "cifar_gaps": lambda: [*grid(["dataset=seq_cifar10"], ["derpp"], ["hard"],
                                  [["baseline.lr.online=0.01", "setting.augment=true"],

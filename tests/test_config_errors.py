@@ -29,6 +29,7 @@ CASES = [
     (["dataset.imbalance_ratio=0.5"], "dataset.imbalance_ratio=0.5"),
     (["head=mlp"], "head='mlp'"),
     (["ddn.label_mix=0"], "ddn.label_mix=0"),
+    (["ddn.center_hypergrad=maybe"], "ddn.center_hypergrad='maybe'"),
 ]
 
 

@@ -178,6 +178,41 @@ def test_label_mix_hypergradient_matches_finite_difference():
     assert abs(analytic) > 1e-8 and analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
 
 
+def test_hypergradient_statistics_on_hand_built_gradients():
+    plugin = DDNLabels(ddn_opts(center_hypergrad=True), 3, N_CLASSES, 2, beta=0.9, seed=0, image_input=False)
+    same = torch.tensor([[1.0, -2.0, 0.5, 0.0]] * 3)
+    out = plugin._on_hypergrad(same, torch.full((3, 4), 0.25), torch.zeros(3, dtype=torch.long))
+    assert plugin.diagnostics()["hypergrad_common_share"] == pytest.approx(1.0)
+    assert torch.equal(out, torch.zeros(3, 4))  # one push shared by the whole draw: nothing per-sample is left
+    # opposite pushes: no shared part; sample 0 is pushed off its class 0, sample 1 towards it
+    g = torch.tensor([[1.0, -1.0, 0.0, 0.0], [-1.0, 1.0, 0.0, 0.0]])
+    soft = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    out = plugin._on_hypergrad(g, soft, torch.tensor([0, 0]))
+    assert plugin.diagnostics()["hypergrad_common_share"] == pytest.approx(0.0)
+    assert plugin.diagnostics()["hypergrad_away_from_true"] == pytest.approx(0.5)
+    assert torch.equal(out, g)
+    assert plugin.summary()["hypergrad_common_share"] == pytest.approx(0.5)  # run mean of 1 and 0
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_centred_hypergradient_leaves_a_draw_of_identical_samples_untrained(center):
+    torch.manual_seed(1)
+    net = MLP((1, 4, 4), N_CLASSES, [6])
+    plugin = DDNLabels(ddn_opts(center_hypergrad=center), net.head.in_features, N_CLASSES, 2, beta=0.9, seed=0,
+                       image_input=False)
+    learner = tiny_learner(net, plugin)
+    with torch.no_grad():
+        for p in plugin.label_net.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    stream, draws, ctx = batches(learner)
+    d = draws[0]
+    first = torch.zeros(len(d.y), dtype=torch.long)  # every replayed sample is the draw's first one
+    draws = [StepBatch(d.x[first], d.y[first], d.task[first], None, d.slots[first])]
+    _, _, grads = outer_value_and_grad(plugin, learner, stream, draws, ctx)
+    norm = sum(float(g.abs().sum()) for g in grads)
+    assert (norm == pytest.approx(0.0, abs=1e-12)) if center else norm > 1e-6
+
+
 def test_ema_update_is_exact():
     plugin = DDNLabels(ddn_opts(), 5, N_CLASSES, 2, beta=0.75, seed=0, image_input=False)
     cache = [p.clone() for p in plugin.ema.parameters()]
@@ -273,6 +308,7 @@ def test_every_label_variant_runs_through_the_real_config(cfg_factory, labels):
     assert 0 < diag["true_class_mass"] <= 1
     if labels == "ddn":
         assert diag["outer_steps"] > 0
+        assert 0 <= diag["hypergrad_common_share"] <= 1 and 0 <= diag["hypergrad_away_from_true"] <= 1
     if labels == "ddn_frozen":
         assert diag["outer_steps"] == 0
 
@@ -298,7 +334,7 @@ def test_distillation_at_the_task_boundary(cfg_factory):
 
 @pytest.mark.parametrize("opts", [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"], ["ddn.old_to_old=true"],
                                   ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"],
-                                  ["ddn.label_mix=0.3"]])
+                                  ["ddn.label_mix=0.3"], ["ddn.center_hypergrad=true"]])
 def test_ddn_options_run(cfg_factory, opts):
     out = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", *opts, out="opts"))
     assert out["status"] == "completed" and out["label_diagnostics"]["outer_steps"] > 0

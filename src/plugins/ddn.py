@@ -80,6 +80,10 @@ class BilevelLabels(LabelPlugin):
         self.outer_optimizer: torch.optim.Optimizer | None = None
         self.last_outer_loss = float("nan")
         self.outer_steps = 0
+        self.center_hypergrad = opts.get("center_hypergrad", False)
+        self._hyper: dict[str, float] = {}
+        self._hyper_sum: dict[str, float] = {}
+        self._hyper_n = 0
 
     # -- what subclasses provide
     @abc.abstractmethod
@@ -250,6 +254,9 @@ class BilevelLabels(LabelPlugin):
                 feats = learner.batched(lambda x: fwd(params, x, True), xs)
         soft = self.live_labels(self.representation(draws[li], feats[1 + li]), draws[li],
                                 self.allowed_classes(draws[li], ctx))
+        if soft.requires_grad:
+            held, y_draw = soft.detach(), draws[li].y
+            soft.register_hook(lambda g: self._on_hypergrad(g, held, y_draw))
 
         if self.scope == "head":
             with torch.no_grad():
@@ -275,6 +282,21 @@ class BilevelLabels(LabelPlugin):
             learner.inner_loss(logits, stream, draws, ctx, soft).values()), lr)
         return cross_entropy(val_logits(theta_k), val_batch.y)
 
+    def _on_hypergrad(self, grad: Tensor, soft: Tensor, y: Tensor) -> Tensor:
+        """dL_outer / d(soft label), one row per replayed sample: record how much of it is one push shared by
+        the whole draw (``hypergrad_common_share``: |mean_i g_i|^2 / mean_i |g_i|^2, 1 = every sample is pushed
+        the same way, ~1/B = independent pushes) and the share of samples pushed away from their own class;
+        with ``ddn.center_hypergrad`` pass on only the per-sample part (g_i - mean_j g_j)."""
+        g = grad.detach().float()
+        common = float(g.mean(0).pow(2).sum() / g.pow(2).sum(1).mean().clamp_min(1e-30))
+        # a gradient step moves s_i along -(g_i - <s_i, g_i>) on the simplex; its true-class component:
+        true_push = -(g.gather(1, y[:, None]).squeeze(1) - (soft * g).sum(1))
+        self._hyper = {"hypergrad_common_share": common,
+                       "hypergrad_away_from_true": float((true_push < 0).float().mean())}
+        self._hyper_sum = {k: self._hyper_sum.get(k, 0.0) + v for k, v in self._hyper.items()}
+        self._hyper_n += 1
+        return grad - grad.mean(0, keepdim=True) if self.center_hypergrad else grad
+
     def unroll(self, theta: dict[str, Tensor], inner_logits: Callable[[dict[str, Tensor]], list[Tensor]],
                inner_loss: Callable[[list[Tensor]], Tensor], lr: float) -> dict[str, Tensor]:
         """K virtual SGD steps. The start point is detached (only omega receives the hypergradient).
@@ -296,12 +318,14 @@ class BilevelLabels(LabelPlugin):
         out = super().summary()
         out.update(outer_steps=self.outer_steps, boundary_steps=self.boundary_steps,
                    last_outer_loss=self.last_outer_loss)
+        out.update({k: v / self._hyper_n for k, v in self._hyper_sum.items()} if self._hyper_n else {})
         return out
 
     def diagnostics(self) -> dict[str, float]:
         out = super().diagnostics()
         if not math.isnan(self.last_outer_loss):
             out["outer_loss"] = self.last_outer_loss
+        out.update(self._hyper)
         return out
 
 
