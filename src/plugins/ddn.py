@@ -81,8 +81,8 @@ class BilevelLabels(LabelPlugin):
         self.last_outer_loss = float("nan")
         self.outer_steps = 0
         self.center_hypergrad = opts.get("center_hypergrad", False)
-        self._hyper: dict[str, float] = {}
-        self._hyper_sum: dict[str, float] = {}
+        self._hyper: dict[str, Tensor] = {}
+        self._hyper_sum: dict[str, Tensor] = {}
         self._hyper_n = 0
 
     # -- what subclasses provide
@@ -288,11 +288,11 @@ class BilevelLabels(LabelPlugin):
         the same way, ~1/B = independent pushes) and the share of samples pushed away from their own class;
         with ``ddn.center_hypergrad`` pass on only the per-sample part (g_i - mean_j g_j)."""
         g = grad.detach().float()
-        common = float(g.mean(0).pow(2).sum() / g.pow(2).sum(1).mean().clamp_min(1e-30))
+        common = g.mean(0).pow(2).sum() / g.pow(2).sum(1).mean().clamp_min(1e-30)
         # a gradient step moves s_i along -(g_i - <s_i, g_i>) on the simplex; its true-class component:
         true_push = -(g.gather(1, y[:, None]).squeeze(1) - (soft * g).sum(1))
-        self._hyper = {"hypergrad_common_share": common,
-                       "hypergrad_away_from_true": float((true_push < 0).float().mean())}
+        # kept as tensors: read (one device sync) only when logged or summarised, not on every outer step
+        self._hyper = {"hypergrad_common_share": common, "hypergrad_away_from_true": (true_push < 0).float().mean()}
         self._hyper_sum = {k: self._hyper_sum.get(k, 0.0) + v for k, v in self._hyper.items()}
         self._hyper_n += 1
         return grad - grad.mean(0, keepdim=True) if self.center_hypergrad else grad
@@ -318,14 +318,14 @@ class BilevelLabels(LabelPlugin):
         out = super().summary()
         out.update(outer_steps=self.outer_steps, boundary_steps=self.boundary_steps,
                    last_outer_loss=self.last_outer_loss)
-        out.update({k: v / self._hyper_n for k, v in self._hyper_sum.items()} if self._hyper_n else {})
+        out.update({k: float(v) / self._hyper_n for k, v in self._hyper_sum.items()} if self._hyper_n else {})
         return out
 
     def diagnostics(self) -> dict[str, float]:
         out = super().diagnostics()
         if not math.isnan(self.last_outer_loss):
             out["outer_loss"] = self.last_outer_loss
-        out.update(self._hyper)
+        out.update({k: float(v) for k, v in self._hyper.items()})
         return out
 
 
