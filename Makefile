@@ -66,7 +66,7 @@ bench-cifar: setup data
 		--extra 'dataset.mean=[0.5,0.5,0.5]' 'dataset.std=[0.5,0.5,0.5]'
 	test -d data/cifar10_q50 || $(PY) bench/reencode_jpeg.py data/cifar10 data/cifar10_q50 --quality 50
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 1 --out cifar_erace_q50 --extra dataset.root=data/cifar10_q50
-	$(PY) bench/run.py cifar_online --only erace_hard --seeds 2 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
+	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 1 --buffer 50 --out cifar_buffer50
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser

@@ -23,6 +23,8 @@ from src.train import train  # noqa: E402
 COMMON = ["trainer.enable_progress_bar=false", "logger=none"]
 METHODS = ["er", "der", "derpp", "clser", "erace"]
 MNIST_OFFLINE = ["dataset=seq_mnist", "setting=offline", "setting.epochs=5"]  # the offline protocol, shortened
+# offline Split CIFAR-10 shortened to fit a CPU: 2 epochs per task (not 50), the online protocol's ResNet width
+CIFAR_OFFLINE = ["dataset=seq_cifar10", "setting=offline", "setting.epochs=2", "setting.nf=20"]
 
 
 def grid(dataset: list[str], baselines: list[str], labels: list[str], extra: list[list[str]] | None = None):
@@ -54,6 +56,8 @@ SUITES = {
     # a short offline Split MNIST (5 epochs per task instead of 50) that fits this CPU
     "mnist_offline": lambda: [*grid(MNIST_OFFLINE, ["er"], ["hard", "hard_extra", "ddn", "ddn_frozen"]),
                               *grid(MNIST_OFFLINE, ["er"], ["ddn"], [["ddn.label_mix=0.3"]])],
+    # issue #7's shortened offline protocol: replaying a small buffer for several epochs, ER with and without DDN
+    "cifar_offline": lambda: [*grid(CIFAR_OFFLINE, ["er"], ["hard", "ddn"])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
     # is DDN's effect on CIFAR-10 the extra buffer weight or the learned labels? (the two controls of issue #3)
     "cifar_controls": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["hard_extra", "ddn_frozen"])],

@@ -46,6 +46,17 @@ def tiny_learner(net, plugin=None, alpha=0.7, concat=True):
     return learner.double()
 
 
+def ddn_learner(net, **opts):
+    """A DDN plug-in on `net` with a randomised label network (a generic point, not the zero-initialised
+    last layer), attached to a tiny learner."""
+    plugin = DDNLabels(ddn_opts(**opts), net.head.in_features, N_CLASSES, 2, beta=0.9, seed=0, image_input=False)
+    learner = tiny_learner(net, plugin)
+    with torch.no_grad():
+        for p in plugin.label_net.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    return plugin, learner
+
+
 def batches(learner, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 255, (16, 1, 4, 4), generator=g, dtype=torch.uint8)
@@ -93,13 +104,7 @@ def test_hypergradient_matches_finite_difference(net_kind, scope, first_order, s
         net = ResNet18((1, 4, 4), N_CLASSES, nf=2)
     else:
         net = MLP((1, 4, 4), N_CLASSES, [6], head="cosine" if net_kind == "mlp_cosine" else "linear")
-    rep_dim = net.head.in_features
-    plugin = DDNLabels(ddn_opts(unroll_scope=scope, first_order=first_order, unroll_steps=steps), rep_dim,
-                       N_CLASSES, 2, beta=0.9, seed=0, image_input=False)
-    learner = tiny_learner(net, plugin)
-    with torch.no_grad():  # a generic point, not the zero-initialised last layer
-        for p in plugin.label_net.parameters():
-            p.copy_(torch.randn_like(p) * 0.5)
+    plugin, learner = ddn_learner(net, unroll_scope=scope, first_order=first_order, unroll_steps=steps)
     stream, draws, ctx = batches(learner)
     bn_before = {k: v.clone() for k, v in net.named_buffers()}
     val, params, grads = outer_value_and_grad(plugin, learner, stream, draws, ctx)
@@ -164,12 +169,7 @@ def test_label_mix_bounds_how_far_the_label_moves():
 def test_label_mix_hypergradient_matches_finite_difference():
     torch.manual_seed(2)
     net = MLP((1, 4, 4), N_CLASSES, [6])
-    plugin = DDNLabels(ddn_opts(label_mix=0.4), net.head.in_features, N_CLASSES, 2, beta=0.9, seed=0,
-                       image_input=False)
-    learner = tiny_learner(net, plugin)
-    with torch.no_grad():
-        for p in plugin.label_net.parameters():
-            p.copy_(torch.randn_like(p) * 0.5)
+    plugin, learner = ddn_learner(net, label_mix=0.4)
     stream, draws, ctx = batches(learner)
     val, params, grads = outer_value_and_grad(plugin, learner, stream, draws, ctx)
     direction = [torch.randn_like(p) for p in params]
@@ -198,12 +198,7 @@ def test_hypergradient_statistics_on_hand_built_gradients():
 def test_centred_hypergradient_leaves_a_draw_of_identical_samples_untrained(center):
     torch.manual_seed(1)
     net = MLP((1, 4, 4), N_CLASSES, [6])
-    plugin = DDNLabels(ddn_opts(center_hypergrad=center), net.head.in_features, N_CLASSES, 2, beta=0.9, seed=0,
-                       image_input=False)
-    learner = tiny_learner(net, plugin)
-    with torch.no_grad():
-        for p in plugin.label_net.parameters():
-            p.copy_(torch.randn_like(p) * 0.5)
+    plugin, learner = ddn_learner(net, center_hypergrad=center)
     stream, draws, ctx = batches(learner)
     d = draws[0]
     first = torch.zeros(len(d.y), dtype=torch.long)  # every replayed sample is the draw's first one
