@@ -71,6 +71,8 @@ SUITES = {
     # DDN with the draw-shared part of the hypergradient removed (ddn.center_hypergrad), paired with `mnist` / `cifar_online`
     "mnist_center": lambda: [*grid(["dataset=seq_mnist"], ["er", "derpp", "erace", "clser"], ["ddn"],
                                    [["ddn.center_hypergrad=true"]])],
+    # DDN with a standardised input representation (ddn.input_norm), paired with `mnist`'s er_ddn (issue #7: "the DDN input")
+    "mnist_input_norm": lambda: [*grid(["dataset=seq_mnist"], METHODS, ["ddn"], [["ddn.input_norm=true"]])],
     "cifar_center": lambda: [*grid(["dataset=seq_cifar10"], ["er", "derpp", "erace", "clser"], ["ddn"],
                                    [["ddn.center_hypergrad=true"]])],
     # the gaps to the ER-ACE paper (issue #4): what its reference code does differently from our defaults

@@ -30,6 +30,7 @@ CASES = [
     (["head=mlp"], "head='mlp'"),
     (["ddn.label_mix=0"], "ddn.label_mix=0"),
     (["ddn.center_hypergrad=maybe"], "ddn.center_hypergrad='maybe'"),
+    (["ddn.input_norm=1"], "ddn.input_norm=1"),
 ]
 
 

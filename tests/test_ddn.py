@@ -149,6 +149,19 @@ def test_label_net_starts_at_almost_the_hard_label():
     assert (net(torch.randn(3, 5), y, allowed)[:, 3] == 0).all()
 
 
+def test_input_norm_makes_the_label_independent_of_the_feature_scale():
+    torch.manual_seed(0)
+    net = LabelNet(5, N_CLASSES, [8], init_margin=2.0, norm=True)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p))
+    rep, y = torch.randn(3, 5), torch.tensor([0, 1, 2])
+    allowed = torch.ones(3, N_CLASSES, dtype=torch.bool)
+    assert torch.allclose(net(rep, y, allowed), net(4 * rep + 1, y, allowed), atol=1e-5)
+    net.norm = False
+    assert not torch.allclose(net(rep, y, allowed), net(4 * rep + 1, y, allowed), atol=1e-3)
+
+
 def test_label_mix_bounds_how_far_the_label_moves():
     net = LabelNet(5, N_CLASSES, [8], init_margin=2.0, mix=0.3)
     with torch.no_grad():
@@ -329,7 +342,7 @@ def test_distillation_at_the_task_boundary(cfg_factory):
 
 @pytest.mark.parametrize("opts", [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"], ["ddn.old_to_old=true"],
                                   ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"],
-                                  ["ddn.label_mix=0.3"], ["ddn.center_hypergrad=true"]])
+                                  ["ddn.label_mix=0.3", "ddn.input_norm=true"], ["ddn.center_hypergrad=true"]])
 def test_ddn_options_run(cfg_factory, opts):
     out = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", *opts, out="opts"))
     assert out["status"] == "completed" and out["label_diagnostics"]["outer_steps"] > 0

@@ -37,10 +37,12 @@ class LabelNet(nn.Module):
     one_hot(y)). The last layer starts at zero, so at initialisation the soft label is (almost) the hard
     label, and switching DDN on cannot hurt at step 0. ``mix`` < 1 bounds how far the label can move from
     the hard one (true-class mass >= 1 - mix: below 0.5 the argmax can never flip); 1 is the paper.
+    ``norm`` standardises each input representation (layer norm without parameters) first, so the label of
+    a sample does not drift only because the backbone's feature scale does.
     """
 
     def __init__(self, in_dim: int, n_classes: int, hidden: list[int], init_margin: float,
-                 mix: float = 1.0) -> None:
+                 mix: float = 1.0, norm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_dim + n_classes
@@ -51,10 +53,12 @@ class LabelNet(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         self.mlp = nn.Sequential(*layers, last)
-        self.n_classes, self.init_margin, self.mix = n_classes, init_margin, mix
+        self.n_classes, self.init_margin, self.mix, self.norm = n_classes, init_margin, mix, norm
 
     def forward(self, rep: Tensor, y: Tensor, allowed: Tensor) -> Tensor:
         onehot = F.one_hot(y, self.n_classes).to(rep.dtype)
+        if self.norm:
+            rep = F.layer_norm(rep, rep.shape[1:])
         scores = self.mlp(torch.cat([rep, onehot], 1)) + self.init_margin * onehot
         probs = restrict_to_seen(scores, allowed)
         return probs if self.mix == 1.0 else (1 - self.mix) * onehot + self.mix * probs
@@ -337,7 +341,8 @@ class DDNLabels(BilevelLabels):
         super().__init__(opts, n_classes, classes_per_task, seed, frozen)
         g = torch.get_rng_state()
         torch.manual_seed(seed + 2024)  # own init stream: the classifier init is the same with and without DDN
-        self.label_net = LabelNet(rep_dim, n_classes, list(opts.hidden), opts.init_margin, opts.label_mix)
+        self.label_net = LabelNet(rep_dim, n_classes, list(opts.hidden), opts.init_margin, opts.label_mix,
+                                  opts.get("input_norm", False))
         torch.set_rng_state(g)
         self.ema = copy.deepcopy(self.label_net).requires_grad_(False)
         self.beta, self.image_input = beta, image_input
