@@ -52,6 +52,8 @@ bench-small: setup
 		er_hard er_ddn der_hard der_ddn derpp_hard derpp_ddn erace_hard erace_ddn clser_hard clser_ddn; done
 	$(PY) bench/run.py mnist_center --only er_ddn_center_hypergrad-true --seeds 10 --out mnist
 	$(PY) bench/run.py mnist_center --seeds 3 --out mnist
+	$(PY) bench/run.py mnist_input_norm --only er_ddn_input_norm-true --seeds 10 --out mnist
+	$(PY) bench/run.py mnist_input_norm --seeds 3 --out mnist
 
 # hours on this CPU (20-35 min per run); on a GPU machine prefer `bash bench/gpu.sh OUT_DIR`
 bench-cifar: setup data
@@ -69,4 +71,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 1 --buffer 50 --out cifar_buffer50
+	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 1 --buffer 500 --out cifar_buffer500
+	$(PY) bench/run.py cifar_offline --seeds 1
+	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_input_norm --extra ddn.input_norm=true
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser
