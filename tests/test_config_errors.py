@@ -44,9 +44,9 @@ def test_validator_names_key_and_fix(cfg_factory, overrides, expected):
 
 
 # Every ConfigError takes one path through the CLI (hydra.main -> validate_config -> discard the run folder ->
-# one line on stderr), so the CLI is checked on one case per kind of key (a plain value, a group choice that
-# conflicts with a value, a data path, a device); the validator test above covers every case's message. A
-# subprocess per case cost about 6 s each on this machine.
+# one line on stderr), so the CLI is checked on one case per kind of key (a group choice that conflicts with
+# a value, a data path, a device, two keys together; a plain value: test_cli_refuses_before_writing_anything);
+# the validator test above covers every case's message. A subprocess per case cost 13 s under load.
 CLI_CASES = [case for case in CASES if case[1] in
              ("labels=hard", "dataset.root='/nonexistent/cifar'", "trainer=cpu", "ddn.boundary_iters>0")]
 
