@@ -82,7 +82,7 @@ class BilevelLabels(LabelPlugin):
         self.generator = torch.Generator().manual_seed(seed + 31337)  # validation draws: not the replay RNG
         self.outer_lr = opts.lr
         self.outer_optimizer: torch.optim.Optimizer | None = None
-        self.last_outer_loss = float("nan")
+        self.last_outer_loss: Tensor | None = None
         self.outer_steps = 0
         self.center_hypergrad = opts.get("center_hypergrad", False)
         self._hyper: dict[str, Tensor] = {}
@@ -194,7 +194,7 @@ class BilevelLabels(LabelPlugin):
         opt.step()
         self.after_outer()
         self.outer_steps += 1
-        self.last_outer_loss = float(loss.detach())
+        self.last_outer_loss = loss.detach()  # read only when summarised (no sync per step)
 
     def end_task(self, learner: ContinualLearner, stream, task: int) -> None:
         """Distillation at the task boundary: ``ddn.boundary_iters`` outer iterations over M_{n-1} u T_n,
@@ -232,7 +232,7 @@ class BilevelLabels(LabelPlugin):
             opt.step()
             self.after_outer()
             self.boundary_steps += 1
-            self.last_outer_loss = float(loss.detach())
+            self.last_outer_loss = loss.detach()  # read only when summarised (no sync per step)
 
     def outer_loss(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
                    val: tuple[int, StepBatch], ctx: StepContext, lr: float,
@@ -321,14 +321,14 @@ class BilevelLabels(LabelPlugin):
     def summary(self) -> dict[str, float]:
         out = super().summary()
         out.update(outer_steps=self.outer_steps, boundary_steps=self.boundary_steps,
-                   last_outer_loss=self.last_outer_loss)
+                   last_outer_loss=float("nan") if self.last_outer_loss is None else float(self.last_outer_loss))
         out.update({k: float(v) / self._hyper_n for k, v in self._hyper_sum.items()} if self._hyper_n else {})
         return out
 
     def diagnostics(self) -> dict[str, float]:
         out = super().diagnostics()
-        if not math.isnan(self.last_outer_loss):
-            out["outer_loss"] = self.last_outer_loss
+        if self.last_outer_loss is not None:
+            out["outer_loss"] = float(self.last_outer_loss)
         out.update({k: float(v) for k, v in self._hyper.items()})
         return out
 
