@@ -44,6 +44,8 @@ bench-small: setup
 		hydra.sweep.dir=bench/out/sweep_alpha_beta_digits && $(PY) -m src.report bench/out/sweep_alpha_beta_digits
 	$(PY) bench/run.py mnist --seeds 3
 	$(PY) bench/run.py mnist --only er_hard er_ddn er_hard_extra er_ddn_frozen --first-seed 3 --seeds 7
+	$(PY) bench/run.py mnist --only der_hard der_ddn der_hard_extra der_ddn_frozen derpp_hard derpp_ddn erace_hard erace_ddn \
+		clser_hard clser_ddn --first-seed 3 --seeds 7
 	$(PY) bench/run.py mnist --only erace_ddn --seeds 3 --out mnist_erace_old_to_old --extra ddn.old_to_old=true
 	$(PY) bench/run.py mnist_labels --seeds 10 --out mnist
 	$(PY) bench/run.py ddn_offline --seeds 5
@@ -52,13 +54,13 @@ bench-small: setup
 		er_hard er_ddn der_hard der_ddn derpp_hard derpp_ddn erace_hard erace_ddn clser_hard clser_ddn; done
 	$(PY) bench/run.py mnist_center --only er_ddn_center_hypergrad-true --seeds 10 --out mnist
 	$(PY) bench/run.py mnist_center --seeds 3 --out mnist
-	$(PY) bench/run.py mnist_input_norm --only er_ddn_input_norm-true --seeds 10 --out mnist
-	$(PY) bench/run.py mnist_input_norm --seeds 3 --out mnist
+	$(PY) bench/run.py mnist_input_norm --seeds 10 --out mnist
 
 # hours on this CPU (20-35 min per run); on a GPU machine prefer `bash bench/gpu.sh OUT_DIR`
 bench-cifar: setup data
 	$(PY) bench/run.py cifar_core --seeds 1
 	$(PY) bench/run.py cifar_online --seeds 3
+	$(PY) bench/run.py cifar_online --only er_hard er_ddn --first-seed 3 --seeds 2
 	$(PY) bench/run.py cifar_controls --seeds 1
 	$(PY) bench/run.py cifar_gaps --seeds 1
 	$(PY) bench/run.py cifar_gaps --only derpp_hard_online-0.01_augment-true --first-seed 1 --seeds 1
@@ -70,7 +72,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 1 --out cifar_erace_q50 --extra dataset.root=data/cifar10_q50
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
-	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 2 --buffer 50 --out cifar_buffer50
+	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 3 --buffer 50 --out cifar_buffer50
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 2 --buffer 500 --out cifar_buffer500
 	$(PY) bench/run.py cifar_offline --seeds 1
 	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_input_norm --extra ddn.input_norm=true

@@ -38,7 +38,8 @@ SUITES = {
                        *grid([], ["er"], ["hard_extra", "ddn_frozen"])],
     "mnist": lambda: [*grid(["dataset=seq_mnist"], METHODS, ["hard", "ddn"]),
                       *grid(["dataset=seq_mnist"], ["finetune", "joint"], ["hard"]),
-                      *grid(["dataset=seq_mnist"], ["er"], ["hard_extra", "ddn_frozen"])],
+                      # the controls of issue #3; DER too, whose own loss has no CE on the buffer that the α-term adds
+                      *grid(["dataset=seq_mnist"], ["er", "der"], ["hard_extra", "ddn_frozen"])],
     # issue #7's label-variant table on Split MNIST (with section 2b's hard / hard_extra / ddn_frozen / ddn)
     "mnist_labels": lambda: [*grid(["dataset=seq_mnist"], ["er"], ["smooth", "random", "l2y"])],
     "cifar_core": lambda: [*grid(["dataset=seq_cifar10"], ["er", "finetune"], ["hard"]),
