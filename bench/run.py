@@ -1,5 +1,6 @@
 """Benchmark suites: ``python bench/run.py SUITE [--seeds N]`` runs the suite's configs in one process
-(one after the other, so timings are comparable) into bench/out/SUITE/, then writes its report.
+(one after the other, so timings are comparable) into bench/out/SUITE/, then writes its report. Rerunning a
+suite skips its finished runs and continues a killed one from its last checkpoint (exactly, as ``resume=``).
 
 Data: extract ../shared/data/*.tar.gz into data/ first (``make data``).
 """
@@ -17,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 import src.config_resolvers  # noqa: E402,F401
+from src.checkpoint import load_unfinished  # noqa: E402
 from src.report import report  # noqa: E402
 from src.train import train  # noqa: E402
 
@@ -117,11 +119,11 @@ def main() -> None:
                     continue
                 run_dir = out / tag / f"seed{seed}"
                 if (run_dir / "results.json").exists():
-                    continue  # resumable: finished runs are kept
+                    continue  # resumable: finished runs are kept, unfinished ones continue
                 cfg = compose("train", overrides=[*COMMON, f"buffer={args.buffer}", f"seed={seed}",
                                                   f"output_dir={run_dir}", *overrides, *args.extra])
                 t0 = time.time()
-                res = train(cfg)
+                res = train(cfg, load_unfinished(cfg))  # a killed run continues from its last checkpoint
                 print(f"[{time.strftime('%H:%M:%S')}] {tag} seed={seed}: class-IL {res['final'].get('class_il', 0):.2f}"
                       f" task-IL {res['final'].get('task_il', 0):.2f} ({time.time() - t0:.0f}s)", flush=True)
     if not args.no_report:

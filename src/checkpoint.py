@@ -91,6 +91,30 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, di
     return saved, ckpt
 
 
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
+
+def load_unfinished(cfg: DictConfig) -> dict[str, Any] | None:
+    """The last checkpoint in ``cfg.output_dir`` if a killed run left one (None if there is none), after
+    checking it was written with this same config: how a rerun benchmark suite continues an unfinished run
+    instead of starting it over."""
+    if not (Path(cfg.output_dir) / CHECKPOINT_DIR / LAST).is_file():
+        return None
+    ckpt = load(cfg.output_dir)
+    saved, current = _flat(ckpt["config"]), _flat(OmegaConf.to_container(cfg, resolve=True))
+    diffs = sorted(k for k in saved.keys() | current.keys()
+                   if k not in IGNORED_ON_RESUME and saved.get(k) != current.get(k))
+    if diffs:
+        from src.config_check import ConfigError
+
+        raise ConfigError(f"{cfg.output_dir} holds an unfinished run with a different config ({', '.join(diffs)}): "
+                          "delete that folder to start it over, or rerun with the config it was started with")
+    return ckpt
+
+
 class Checkpointer(pl.Callback):
     """Saves ``last.ckpt`` every ``every_n_steps`` training steps (0: only at task ends) and at task ends."""
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,33 @@ def test_checkpoint_is_weights_only_and_complete(cfg_factory):
     assert {"config", "learner", "optimizer", "record", "rng", "counters"} <= set(ckpt)
     assert "labels.slot_logits" in ckpt["learner"] and "buffer._extra_state" in ckpt["learner"]
     assert ckpt["config"]["labels"] == "l2y"
+
+
+def test_bench_continues_an_unfinished_run_only_with_its_own_config(cfg_factory):
+    """bench/run.py's rerun of a suite: a run folder with a checkpoint but no results continues from it."""
+    import copy
+    import shutil
+
+    from src.checkpoint import load_unfinished
+    from src.config_check import ConfigError
+    from src.train import train
+
+    cfg = cfg_factory("labels=ddn", "buffer=30", "logger=none", "checkpoint.every_n_steps=5")
+    assert load_unfinished(cfg) is None  # nothing there yet: the suite starts the run
+    done = train(cfg)
+    (Path(cfg.output_dir) / "results.json").unlink()  # as if killed after its last checkpoint
+    ckpt = load_unfinished(cfg)
+    assert ckpt is not None and ckpt["position"] == [2, 0, 0]
+    again = train(cfg, ckpt)
+    assert again["final"] == done["final"] and again["steps"] == done["steps"]
+    for model, mats in done["accuracy_matrices"].items():
+        for key in ("class_il", "task_il"):
+            assert np.array_equal(np.array(mats[key], dtype=float),
+                                  np.array(again["accuracy_matrices"][model][key], dtype=float), equal_nan=True)
+
+    changed = copy.deepcopy(cfg)
+    changed.alpha = 0.3
+    with pytest.raises(ConfigError, match=r"different config \(.*alpha.*\): delete that folder"):
+        load_unfinished(changed)
+    shutil.rmtree(Path(cfg.output_dir) / "checkpoints")
+    assert load_unfinished(cfg) is None
