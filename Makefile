@@ -75,7 +75,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 1 --out cifar_erace_q50 --extra dataset.root=data/cifar10_q50
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
-	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 3 --buffer 50 --out cifar_buffer50
+	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 50 --out cifar_buffer50
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 3 --buffer 500 --out cifar_buffer500
 	$(PY) bench/run.py cifar_offline --seeds 1
 	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_input_norm --extra ddn.input_norm=true
