@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.distributed import rank_world
+from src.results import flatten
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
@@ -91,12 +92,6 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, di
     return saved, ckpt
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: tree}
-
-
 def load_unfinished(cfg: DictConfig) -> dict[str, Any] | None:
     """The last checkpoint in ``cfg.output_dir`` if a killed run left one (None if there is none), after
     checking it was written with this same config: how a rerun benchmark suite continues an unfinished run
@@ -104,7 +99,7 @@ def load_unfinished(cfg: DictConfig) -> dict[str, Any] | None:
     if not (Path(cfg.output_dir) / CHECKPOINT_DIR / LAST).is_file():
         return None
     ckpt = load(cfg.output_dir)
-    saved, current = _flat(ckpt["config"]), _flat(OmegaConf.to_container(cfg, resolve=True))
+    saved, current = flatten(ckpt["config"]), flatten(OmegaConf.to_container(cfg, resolve=True))
     diffs = sorted(k for k in saved.keys() | current.keys()
                    if k not in IGNORED_ON_RESUME and saved.get(k) != current.get(k))
     if diffs:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from src.results import RESULTS_FILE
+from src.results import RESULTS_FILE, flatten
 from src.tb_logging import accuracy_heatmap
 
 DESIGN_KEYS = [
@@ -29,17 +29,6 @@ DESIGN_KEYS = [
 ]
 METRICS = ["class_il", "task_il", "forgetting"]
 SHORT = {"baseline.name": "method", "dataset.name": "dataset", "setting.name": "setting"}
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def collect(folder: Path) -> list[dict[str, Any]]:

@@ -13,6 +13,18 @@ import numpy as np
 RESULTS_FILE = "results.json"
 
 
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as dotted keys (``{"ddn": {"lr": 1}}`` -> ``{"ddn.lr": 1}``)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def _clean(obj: Any) -> Any:
     """JSON-safe: numpy to lists, NaN to null."""
     if isinstance(obj, dict):
