@@ -58,7 +58,8 @@ SUITES = {
     "ddn_offline": lambda: [*grid(["setting=offline"], ["er"], ["hard", "hard_extra", "ddn", "ddn_frozen"])],
     # a short offline Split MNIST (5 epochs per task instead of 50) that fits this CPU
     "mnist_offline": lambda: [*grid(MNIST_OFFLINE, ["er"], ["hard", "hard_extra", "ddn", "ddn_frozen"]),
-                              *grid(MNIST_OFFLINE, ["er"], ["ddn"], [["ddn.label_mix=0.3"]])],
+                              *grid(MNIST_OFFLINE, ["er"], ["ddn"], [["ddn.label_mix=0.3"]]),
+                              *grid(MNIST_OFFLINE, ["der", "derpp", "erace", "clser"], ["hard", "ddn"])],
     # issue #7's shortened offline protocol: replaying a small buffer for several epochs, ER with and without DDN
     "cifar_offline": lambda: [*grid(CIFAR_OFFLINE, ["er"], ["hard", "ddn"])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
@@ -111,6 +112,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out = ROOT / "bench" / "out" / (args.out or args.suite)
     runs = SUITES[args.suite]()
+    unknown = sorted(set(args.only or []) - {tag_of(o) for o in runs})
+    if unknown:  # a mistyped tag would otherwise run nothing and say nothing
+        ap.error(f"--only {' '.join(unknown)}: not a run of suite {args.suite}; its runs are: "
+                 + " ".join(tag_of(o) for o in runs))
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for overrides in runs:
