@@ -49,11 +49,12 @@ bench-small: setup
 	$(PY) bench/run.py mnist --only erace_ddn --seeds 3 --out mnist_erace_old_to_old --extra ddn.old_to_old=true
 	$(PY) bench/run.py mnist_labels --seeds 10 --out mnist
 	$(PY) bench/run.py ddn_offline --seeds 5
-	$(PY) bench/run.py mnist_offline --seeds 5
-	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 3 --out mnist_buffer$$b --only \
+	$(PY) bench/run.py mnist_offline --seeds 3
+	$(PY) bench/run.py mnist_offline --first-seed 3 --seeds 2 --only er_hard_setting-offline_epochs-5 \
+		er_hard_extra_setting-offline_epochs-5 er_ddn_setting-offline_epochs-5 er_ddn_frozen_setting-offline_epochs-5 \
+		er_ddn_setting-offline_epochs-5_label_mix-0.3
+	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 10 --out mnist_buffer$$b --only \
 		er_hard er_ddn der_hard der_ddn derpp_hard derpp_ddn erace_hard erace_ddn clser_hard clser_ddn; done
-	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 7 --first-seed 3 --out mnist_buffer$$b \
-		--only er_hard er_ddn; done
 	$(PY) bench/run.py mnist --buffer 500 --seeds 10 --out mnist_buffer500 --only er_hard_extra er_ddn_frozen
 	$(PY) bench/run.py mnist_center --only er_ddn_center_hypergrad-true --seeds 10 --out mnist
 	$(PY) bench/run.py mnist_center --seeds 3 --out mnist
@@ -76,7 +77,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 50 --out cifar_buffer50
-	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 3 --buffer 500 --out cifar_buffer500
+	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 500 --out cifar_buffer500
 	$(PY) bench/run.py cifar_offline --seeds 1
 	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_input_norm --extra ddn.input_norm=true
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser
