@@ -28,6 +28,7 @@ DESIGN_KEYS = [
     "dataset.imbalance_ratio",
 ]
 METRICS = ["class_il", "task_il", "forgetting"]
+CONF = Path(__file__).resolve().parents[1] / "conf" / "train.yaml"
 SHORT = {"baseline.name": "method", "dataset.name": "dataset", "setting.name": "setting"}
 
 
@@ -47,6 +48,40 @@ def collect(folder: Path) -> list[dict[str, Any]]:
 
 def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
     return [k for k in keys if len({json.dumps(r.get(k)) for r in rows}) > 1]
+
+
+RUN_FIELDS = {"status", "wall_clock_s", "path", "samples_per_s", "matrix", "seed", "output_dir"}
+
+
+def design_keys(rows: list[dict[str, Any]], extra_keys: list[str] | None = None) -> list[str]:
+    """The config keys to group runs by: the varying ``DESIGN_KEYS``, then any other config key that still takes
+    two values inside one group, so that an option missing from ``DESIGN_KEYS`` (one added later, say
+    ``ddn.label_mix``) splits its runs instead of being averaged with (and paired against) the others.
+
+    A key absent from a run (written before the option existed) does not count as a value; a key that copies
+    the seed (``baseline.method.seed``) is not a design key."""
+    by = varying(rows, DESIGN_KEYS + (extra_keys or []))
+    config = sorted({k for r in rows for k in r if k not in RUN_FIELDS and not k.startswith("final.")} - set(by))
+    for key in config:
+        if all(r.get(key) in (None, r.get("seed")) for r in rows):
+            continue
+        groups: dict[tuple, set[str]] = defaultdict(set)
+        for r in rows:
+            if r.get(key) is not None:
+                groups[tuple(json.dumps(r.get(k)) for k in by)].add(json.dumps(r.get(key)))
+        if any(len(values) > 1 for values in groups.values()):
+            by.append(key)
+    return by
+
+
+def fill_defaults(rows: list[dict[str, Any]], conf: Path = CONF) -> list[dict[str, Any]]:
+    """Give runs written before an option existed the option's default from ``conf/train.yaml`` (its "off"
+    value), so that they group with the runs that set it to that default."""
+    from omegaconf import OmegaConf
+
+    defaults = flatten(OmegaConf.to_container(OmegaConf.load(conf), resolve=False))
+    fill = {k: v for k, v in defaults.items() if "${" not in str(v)}
+    return [{**r, **{k: v for k, v in fill.items() if k not in r}} for r in rows]
 
 
 def mean_std(values: list[float]) -> tuple[float, float, int]:
@@ -260,7 +295,8 @@ def report(folder: str | Path, metrics: list[str] | None = None, extra_keys: lis
     varied = varying(rows, ["dataset.imbalance_ratio"])
     metrics = metrics or METRICS + (["rare_class_il"] if varied or any(
         r.get("dataset.imbalance_ratio") not in (None, 1) for r in rows) else [])
-    by = varying(rows, DESIGN_KEYS + (extra_keys or []))
+    rows = fill_defaults(rows)
+    by = design_keys(rows, extra_keys)
     table = aggregate(rows, by, metrics)
     cols = by + metrics + ["seeds"]
     md = [f"# Report: {folder}", "", f"{len(rows)} runs ({sum(r.get('status') == 'completed' for r in rows)} "

@@ -6,11 +6,13 @@ import pytest
 from src.report import report
 
 
-def write(folder, name, baseline, labels, seed, class_il, buffer=200, status="completed"):
+def write(folder, name, baseline, labels, seed, class_il, buffer=200, status="completed", ddn=None):
     d = folder / name
     d.mkdir(parents=True)
-    cfg = {"baseline": {"name": baseline}, "dataset": {"name": "seq_digits"}, "setting": {"name": "online"},
-           "buffer": buffer, "labels": labels, "alpha": 1.0, "beta": 0.9, "seed": seed}
+    cfg = {"baseline": {"name": baseline, "method": {"seed": seed}}, "dataset": {"name": "seq_digits"},
+           "setting": {"name": "online"}, "buffer": buffer, "labels": labels, "alpha": 1.0, "beta": 0.9, "seed": seed}
+    if ddn is not None:
+        cfg["ddn"] = ddn
     final = {"class_il": class_il, "task_il": class_il + 10, "forgetting": 5.0} if status == "completed" else {}
     (d / "results.json").write_text(json.dumps({"config": cfg, "final": final, "status": status,
                                                 "wall_clock_s": 1.0}))
@@ -33,6 +35,23 @@ def test_means_stds_and_paired_gain_are_exact(tmp_path):
     csv = (tmp_path / "report.csv").read_text().splitlines()
     assert csv[0].startswith("labels,class_il_mean,class_il_std,class_il_n")
     assert any(line.startswith("hard,50.0,10.0,3") for line in csv)
+
+
+def test_an_option_outside_the_design_keys_splits_runs_instead_of_averaging_them(tmp_path):
+    """ddn.label_mix is not in DESIGN_KEYS: its runs must get their own row and must not be paired with (and
+    overwrite) the default runs of the same seed; runs written before the option existed count as its default."""
+    write(tmp_path, "h0", "er", "hard", 0, 50.0)
+    write(tmp_path, "h1", "er", "hard", 1, 60.0)
+    write(tmp_path, "d0", "er", "ddn", 0, 52.0)  # an older run: no ddn.label_mix in its config
+    write(tmp_path, "d1", "er", "ddn", 1, 63.0, ddn={"label_mix": 1.0})
+    write(tmp_path, "m0", "er", "ddn", 0, 40.0, ddn={"label_mix": 0.3})
+    write(tmp_path, "m1", "er", "ddn", 1, 50.0, ddn={"label_mix": 0.3})
+    md = report(tmp_path)
+    assert "| labels | ddn.label_mix | class_il |" in md  # and no column for the seed copy baseline.method.seed
+    assert "| ddn | 0.3 | 45.00 ± 7.07 |" in md and "| ddn | 1.0 | 57.50 ± 7.78 |" in md
+    # differences 2 and 3: mean 2.5, std 0.707, t(0.975, 1) = 12.706 -> half-width 6.35
+    assert "| 1.0 | ddn | +2.50 ± 6.35 | 2 |" in md
+    assert "| 0.3 | ddn |" not in md  # no hard arm with label_mix 0.3 to pair with
 
 
 def test_buffer_figure_and_empty_folder(tmp_path):
