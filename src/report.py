@@ -29,6 +29,7 @@ DESIGN_KEYS = [
 ]
 METRICS = ["class_il", "task_il", "forgetting"]
 CONF = Path(__file__).resolve().parents[1] / "conf" / "train.yaml"
+RUN_FIELDS = {"status", "wall_clock_s", "path", "samples_per_s", "matrix", "seed", "output_dir"}  # not design keys
 SHORT = {"baseline.name": "method", "dataset.name": "dataset", "setting.name": "setting"}
 
 
@@ -50,9 +51,6 @@ def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
     return [k for k in keys if len({json.dumps(r.get(k)) for r in rows}) > 1]
 
 
-RUN_FIELDS = {"status", "wall_clock_s", "path", "samples_per_s", "matrix", "seed", "output_dir"}
-
-
 def design_keys(rows: list[dict[str, Any]], extra_keys: list[str] | None = None) -> list[str]:
     """The config keys to group runs by: the varying ``DESIGN_KEYS``, then any other config key that still takes
     two values inside one group, so that an option missing from ``DESIGN_KEYS`` (one added later, say
@@ -63,7 +61,7 @@ def design_keys(rows: list[dict[str, Any]], extra_keys: list[str] | None = None)
     by = varying(rows, DESIGN_KEYS + (extra_keys or []))
     config = sorted({k for r in rows for k in r if k not in RUN_FIELDS and not k.startswith("final.")} - set(by))
     for key in config:
-        if all(r.get(key) in (None, r.get("seed")) for r in rows):
+        if all(r.get(key) is None or json.dumps(r.get(key)) == json.dumps(r.get("seed")) for r in rows):
             continue
         groups: dict[tuple, set[str]] = defaultdict(set)
         for r in rows:
