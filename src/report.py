@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from src.results import RESULTS_FILE, flatten
 from src.tb_logging import accuracy_heatmap
@@ -75,8 +76,6 @@ def design_keys(rows: list[dict[str, Any]], extra_keys: list[str] | None = None)
 def fill_defaults(rows: list[dict[str, Any]], conf: Path = CONF) -> list[dict[str, Any]]:
     """Give runs written before an option existed the option's default from ``conf/train.yaml`` (its "off"
     value), so that they group with the runs that set it to that default."""
-    from omegaconf import OmegaConf
-
     defaults = flatten(OmegaConf.to_container(OmegaConf.load(conf), resolve=False))
     fill = {k: v for k, v in defaults.items() if "${" not in str(v)}
     return [{**r, **{k: v for k, v in fill.items() if k not in r}} for r in rows]
