@@ -40,14 +40,30 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def versions() -> dict[str, str]:
+    """Software and hardware a run ran on. A run is bit-exact only on the same CPU kernel set: torch picks
+    its kernels by ``cpu_capability`` (AVX2 / AVX512), so another host gives the same seed a slightly
+    different float path (BENCHMARKS.md, section 2f)."""
     import hydra
     import pytorch_lightning
     import torch
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "pytorch_lightning": pytorch_lightning.__version__, "hydra": hydra.__version__,
-            "cuda": str(torch.version.cuda), "machine": platform.machine()}
+            "cuda": str(torch.version.cuda), "machine": platform.machine(), "cpu": cpu_name(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:

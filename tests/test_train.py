@@ -23,6 +23,7 @@ def test_two_task_run_writes_results_and_tensorboard(cfg_factory, baseline):
     assert 0 <= f["class_il"] <= f["task_il"] <= 100
     assert saved["config"]["baseline"]["name"] == baseline
     assert saved["samples_per_s"] > 0 and saved["versions"]["torch"]
+    assert saved["versions"]["cpu"] and saved["versions"]["cpu_capability"]  # bit-exact reruns need the same kernels
     assert payload["final"] == saved["final"]
     tb = list(Path(out).rglob("events.out.tfevents*"))
     assert tb, "TensorBoard event file missing"
