@@ -35,6 +35,9 @@ data:
 
 bench: bench-small bench-cifar
 
+# every method with and without DDN in the shortened offline Split MNIST protocol (tags of bench/run.py mnist_offline)
+MNIST_OFFLINE_METHODS = $(foreach m,er der derpp erace clser,$(m)_hard_setting-offline_epochs-5 $(m)_ddn_setting-offline_epochs-5)
+
 # minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST online and
 # the short offline protocols (about two and a half hours)
 bench-small: setup
@@ -49,10 +52,10 @@ bench-small: setup
 	$(PY) bench/run.py mnist --only erace_ddn --seeds 3 --out mnist_erace_old_to_old --extra ddn.old_to_old=true
 	$(PY) bench/run.py mnist_labels --seeds 10 --out mnist
 	$(PY) bench/run.py ddn_offline --seeds 5
-	$(PY) bench/run.py mnist_offline --seeds 3
-	$(PY) bench/run.py mnist_offline --first-seed 3 --seeds 2 --only er_hard_setting-offline_epochs-5 \
-		er_hard_extra_setting-offline_epochs-5 er_ddn_setting-offline_epochs-5 er_ddn_frozen_setting-offline_epochs-5 \
-		er_ddn_setting-offline_epochs-5_label_mix-0.3
+	$(PY) bench/run.py mnist_offline --seeds 5
+	$(PY) bench/run.py mnist_offline --first-seed 5 --seeds 5 --only $(MNIST_OFFLINE_METHODS)
+	for b in 50 500; do $(PY) bench/run.py mnist_offline --buffer $$b --seeds 3 --out mnist_offline_buffer$$b \
+		--only $(MNIST_OFFLINE_METHODS); done
 	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 10 --out mnist_buffer$$b --only \
 		er_hard er_ddn der_hard der_ddn derpp_hard derpp_ddn erace_hard erace_ddn clser_hard clser_ddn; done
 	$(PY) bench/run.py mnist --buffer 500 --seeds 10 --out mnist_buffer500 --only er_hard_extra er_ddn_frozen
