@@ -39,7 +39,7 @@ bench: bench-small bench-cifar
 MNIST_OFFLINE_METHODS = $(foreach m,er der derpp erace clser,$(m)_hard_setting-offline_epochs-5 $(m)_ddn_setting-offline_epochs-5)
 
 # minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST online and
-# the short offline protocols (about two and a half hours)
+# the short offline protocols (about four hours)
 bench-small: setup
 	$(PY) bench/run.py digits --seeds 5
 	$(PY) bench/run.py ddn_directions --seeds 5

@@ -52,8 +52,8 @@ def cpu_name() -> str:
 
 
 def versions() -> dict[str, str]:
-    """Software and hardware a run ran on. A run is bit-exact only on the same CPU kernel set: torch picks
-    its kernels by ``cpu_capability`` (AVX2 / AVX512), so another host gives the same seed a slightly
+    """Software and hardware a run ran on. A run is bit-exact on one machine; torch and its math libraries
+    pick their kernels per CPU (``cpu``, ``cpu_capability``), so another CPU gives the same seed a slightly
     different float path (BENCHMARKS.md, section 2f)."""
     import hydra
     import pytorch_lightning
