@@ -35,8 +35,9 @@ data:
 
 bench: bench-small bench-cifar
 
-# every method with and without DDN in the shortened offline Split MNIST protocol (tags of bench/run.py mnist_offline)
-MNIST_OFFLINE_METHODS = $(foreach m,er der derpp erace clser,$(m)_hard_setting-offline_epochs-5 $(m)_ddn_setting-offline_epochs-5)
+# every replay method with and without DDN (run tags of bench/run.py), online and in the shortened offline protocol
+METHOD_ARMS = $(foreach m,er der derpp erace clser,$(m)_hard $(m)_ddn)
+MNIST_OFFLINE_METHODS = $(addsuffix _setting-offline_epochs-5,$(METHOD_ARMS))
 
 # minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST online and
 # the short offline protocols (about four hours)
@@ -56,8 +57,8 @@ bench-small: setup
 	$(PY) bench/run.py mnist_offline --first-seed 5 --seeds 5 --only $(MNIST_OFFLINE_METHODS)
 	for b in 50 500; do $(PY) bench/run.py mnist_offline --buffer $$b --seeds 3 --out mnist_offline_buffer$$b \
 		--only $(MNIST_OFFLINE_METHODS); done
-	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 10 --out mnist_buffer$$b --only \
-		er_hard er_ddn der_hard der_ddn derpp_hard derpp_ddn erace_hard erace_ddn clser_hard clser_ddn; done
+	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 10 --out mnist_buffer$$b \
+		--only $(METHOD_ARMS); done
 	$(PY) bench/run.py mnist --buffer 500 --seeds 10 --out mnist_buffer500 --only er_hard_extra er_ddn_frozen
 	$(PY) bench/run.py mnist_center --only er_ddn_center_hypergrad-true --seeds 10 --out mnist
 	$(PY) bench/run.py mnist_center --seeds 3 --out mnist
