@@ -54,8 +54,10 @@ bench-small: setup
 	$(PY) bench/run.py mnist_labels --seeds 10 --out mnist
 	$(PY) bench/run.py ddn_offline --seeds 5
 	$(PY) bench/run.py mnist_offline --seeds 5
-	$(PY) bench/run.py mnist_offline --first-seed 5 --seeds 5 --only $(MNIST_OFFLINE_METHODS)
-	for b in 50 500; do $(PY) bench/run.py mnist_offline --buffer $$b --seeds 3 --out mnist_offline_buffer$$b \
+	$(PY) bench/run.py mnist_offline --first-seed 5 --seeds 5 --only $(MNIST_OFFLINE_METHODS) \
+		er_hard_extra_setting-offline_epochs-5 er_ddn_frozen_setting-offline_epochs-5
+	$(PY) bench/run.py mnist_offline_outer_lr --seeds 10 --out mnist_offline
+	for b in 50 500; do $(PY) bench/run.py mnist_offline --buffer $$b --seeds 10 --out mnist_offline_buffer$$b \
 		--only $(MNIST_OFFLINE_METHODS); done
 	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 10 --out mnist_buffer$$b \
 		--only $(METHOD_ARMS); done
@@ -84,4 +86,5 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 500 --out cifar_buffer500
 	$(PY) bench/run.py cifar_offline --seeds 3
 	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_input_norm --extra ddn.input_norm=true
+	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_outer_lr --extra ddn.lr=0.0001
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser

@@ -42,3 +42,42 @@ def test_run_refuses_an_only_tag_the_suite_does_not_have(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "--only der_hard: not a run of suite mnist_offline" in err
     assert "der_hard_setting-offline_epochs-5" in err  # the fix: the tag it should have been
+
+
+def test_every_benchmark_run_composes_and_passes_validation():
+    """A suite names its runs by overrides; a renamed or mistyped key must fail here, not hours into `make bench`."""
+    from hydra import compose, initialize_config_dir
+
+    from src.config_check import validate_config
+
+    run = load("run")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for suite, runs in run.SUITES.items():
+            tags = [run.tag_of(o) for o in runs()]
+            assert len(tags) == len(set(tags)), f"{suite}: two runs share a folder name"
+            for overrides in runs():
+                cfg = compose("train", overrides=[*run.COMMON, "buffer=200", "seed=0", *overrides])
+                validate_config(cfg)
+
+
+def test_make_bench_names_only_real_suites_and_tags():
+    """`make bench` runs for hours; a tag its recipe mistypes must fail here (bench/run.py refuses it only when reached)."""
+    import shlex
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    run = load("run")
+    recipe = subprocess.run(["make", "-n", "bench"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    calls = [line.split("bench/run.py", 1)[1] for line in recipe.replace("\\\n", " ").splitlines() if "bench/run.py" in line]
+    assert len(calls) > 20
+    for call in calls:
+        args = shlex.split(call.split(";")[0])
+        suite = args[0]
+        assert suite in run.SUITES, f"make bench: unknown suite {suite}"
+        if "--only" in args:
+            rest = args[args.index("--only") + 1:]
+            only = rest[: next((i for i, a in enumerate(rest) if a.startswith("-")), len(rest))]
+            real = {run.tag_of(o) for o in run.SUITES[suite]()}
+            assert only and set(only) <= real, f"make bench: {suite} --only {sorted(set(only) - real)}"
