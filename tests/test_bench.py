@@ -1,7 +1,9 @@
 """The benchmark scripts must not rot: bench/cost.py's measurement on the embedded dataset, a few steps."""
 from __future__ import annotations
 
+import functools
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -44,24 +46,35 @@ def test_run_refuses_an_only_tag_the_suite_does_not_have(monkeypatch, capsys):
     assert "der_hard_setting-offline_epochs-5" in err  # the fix: the tag it should have been
 
 
-def test_every_benchmark_run_composes_and_passes_validation():
-    """A suite names its runs by overrides; a renamed or mistyped key must fail here, not hours into `make bench`."""
+@functools.cache
+def check_options(overrides: tuple[str, ...]) -> None:
+    """Compose a run's config and validate it, without the data-folder check (a fresh clone has no data/;
+    make bench extracts it first). Cached: the suites and the recipe repeat runs."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
 
     from src.config_check import validate_config
 
-    run = load("run")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        for suite, runs in run.SUITES.items():
-            tags = [run.tag_of(o) for o in runs()]
-            assert len(tags) == len(set(tags)), f"{suite}: two runs share a folder name"
-            for overrides in runs():
-                cfg = compose("train", overrides=[*run.COMMON, "buffer=200", "seed=0", *overrides])
-                validate_config(cfg)
+        cfg = compose("train", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.dataset.root = None
+    validate_config(cfg)
 
 
-def test_make_bench_names_only_real_suites_and_tags():
-    """`make bench` runs for hours; a tag its recipe mistypes must fail here (bench/run.py refuses it only when reached)."""
+def test_every_benchmark_run_composes_and_passes_validation():
+    """A suite names its runs by overrides; a renamed or mistyped key must fail here, not hours into `make bench`."""
+    run = load("run")
+    for suite, runs in run.SUITES.items():
+        tags = [run.tag_of(o) for o in runs()]
+        assert len(tags) == len(set(tags)), f"{suite}: two runs share a folder name"
+        for overrides in runs():
+            check_options((*run.COMMON, "buffer=200", "seed=0", *overrides))
+
+
+def test_make_bench_names_only_real_suites_tags_and_options():
+    """`make bench` runs for hours; a suite, `--only` tag or `--extra` option its recipe mistypes must fail here,
+    not when the run is reached."""
     import shlex
     import shutil
     import subprocess
@@ -70,14 +83,27 @@ def test_make_bench_names_only_real_suites_and_tags():
         pytest.skip("make is not installed")
     run = load("run")
     recipe = subprocess.run(["make", "-n", "bench"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    calls = [line.split("bench/run.py", 1)[1] for line in recipe.replace("\\\n", " ").splitlines() if "bench/run.py" in line]
+    calls = []
+    for line in recipe.replace("\\\n", " ").splitlines():
+        if "bench/run.py" in line:
+            loop = re.match(r"\s*for b in ([^;]+);", line)  # the recipe's buffer loops
+            for b in loop.group(1).split() if loop else [""]:
+                calls.append(line.split("bench/run.py", 1)[1].split(";")[0].replace("$b", b))
     assert len(calls) > 20
     for call in calls:
-        args = shlex.split(call.split(";")[0])
+        args = shlex.split(call)
         suite = args[0]
         assert suite in run.SUITES, f"make bench: unknown suite {suite}"
-        if "--only" in args:
-            rest = args[args.index("--only") + 1:]
-            only = rest[: next((i for i, a in enumerate(rest) if a.startswith("-")), len(rest))]
-            real = {run.tag_of(o) for o in run.SUITES[suite]()}
-            assert only and set(only) <= real, f"make bench: {suite} --only {sorted(set(only) - real)}"
+
+        def values(flag: str) -> list[str]:
+            if flag not in args:
+                return []
+            rest = args[args.index(flag) + 1:]
+            return rest[: next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+
+        runs = {run.tag_of(o): o for o in run.SUITES[suite]()}
+        only = values("--only")
+        assert set(only) <= set(runs), f"make bench: {suite} --only {sorted(set(only) - set(runs))}"
+        buffer = (values("--buffer") or ["200"])[0]
+        for tag in only or runs:
+            check_options((*run.COMMON, f"buffer={buffer}", "seed=0", *runs[tag], *values("--extra")))
