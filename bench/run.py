@@ -62,6 +62,10 @@ SUITES = {
                               *grid(MNIST_OFFLINE, ["der", "derpp", "erace", "clser"], ["hard", "ddn"])],
     # issue #7's "outer learning rate" direction: DDN's label network learning 10x slower (paired with mnist_offline)
     "mnist_offline_outer_lr": lambda: [*grid(MNIST_OFFLINE, METHODS, ["ddn"], [["ddn.lr=0.0001"]])],
+    # issue #7's "validation set's composition" direction where DDN loses most (offline; paired with mnist_offline)
+    "mnist_offline_val": lambda: [*grid(MNIST_OFFLINE, ["der", "derpp", "erace"], ["ddn"],
+                                        [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"]]),
+                                  *grid(MNIST_OFFLINE, ["er", "clser"], ["ddn"], [["ddn.val_source=heldout_buffer"]])],
     # issue #7's shortened offline protocol: replaying a small buffer for several epochs, ER with and without DDN
     "cifar_offline": lambda: [*grid(CIFAR_OFFLINE, ["er"], ["hard", "ddn"])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
