@@ -40,7 +40,7 @@ METHOD_ARMS = $(foreach m,er der derpp erace clser,$(m)_hard $(m)_ddn)
 MNIST_OFFLINE_METHODS = $(addsuffix _setting-offline_epochs-5,$(METHOD_ARMS))
 
 # minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST online and
-# the short offline protocols (about eight hours)
+# the short offline protocols (about nine hours)
 bench-small: setup
 	$(PY) bench/run.py digits --seeds 5
 	$(PY) bench/run.py ddn_directions --seeds 5
