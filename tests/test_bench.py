@@ -1,4 +1,5 @@
-"""The benchmark scripts must not rot: bench/cost.py's measurement on the embedded dataset, a few steps."""
+"""The benchmark scripts must not rot: bench/cost.py's measurement on the embedded dataset, a few steps; every run of
+bench/run.py's suites and of `make bench` composes and validates."""
 from __future__ import annotations
 
 import functools
