@@ -65,7 +65,9 @@ SUITES = {
     # issue #7's "validation set's composition" direction where DDN loses most (offline; paired with mnist_offline)
     "mnist_offline_val": lambda: [*grid(MNIST_OFFLINE, ["der", "derpp", "erace"], ["ddn"],
                                         [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"]]),
-                                  *grid(MNIST_OFFLINE, ["er", "clser"], ["ddn"], [["ddn.val_source=heldout_buffer"]])],
+                                  *grid(MNIST_OFFLINE, ["er", "clser"], ["ddn"], [["ddn.val_source=heldout_buffer"]]),
+                                  # ER-ACE's extra-weight control: is its heldout_buffer "gain" the added CE term?
+                                  *grid(MNIST_OFFLINE, ["erace"], ["hard_extra"])],
     # issue #7's shortened offline protocol: replaying a small buffer for several epochs, ER with and without DDN
     "cifar_offline": lambda: [*grid(CIFAR_OFFLINE, ["er"], ["hard", "ddn"])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
