@@ -102,7 +102,8 @@ def tag_of(overrides: list[str]) -> str:
     return "_".join(parts)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``argv``, default sys.argv); a suite or ``--only`` tag that does not exist is refused."""
     ap = argparse.ArgumentParser()
     ap.add_argument("suite", choices=sorted(SUITES))
     ap.add_argument("--seeds", type=int, default=3)
@@ -113,17 +114,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--out", default=None, help="folder name under bench/out (default: the suite's name)")
     ap.add_argument("--no-report", action="store_true", help="skip the report (parallel workers of one suite)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    runs = SUITES[args.suite]()
+    unknown = sorted(set(args.only or []) - {tag_of(o) for o in runs})
+    if unknown:  # a mistyped tag would otherwise run nothing and say nothing
+        ap.error(f"--only {' '.join(unknown)}: not a run of suite {args.suite}; its runs are: "
+                 + " ".join(tag_of(o) for o in runs))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     out = ROOT / "bench" / "out" / (args.out or args.suite)
     runs = SUITES[args.suite]()
-    unknown = sorted(set(args.only or []) - {tag_of(o) for o in runs})
-    if unknown:  # a mistyped tag would otherwise run nothing and say nothing
-        ap.error(f"--only {' '.join(unknown)}: not a run of suite {args.suite}; its runs are: "
-                 + " ".join(tag_of(o) for o in runs))
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for overrides in runs:
