@@ -40,7 +40,7 @@ METHOD_ARMS = $(foreach m,er der derpp erace clser,$(m)_hard $(m)_ddn)
 MNIST_OFFLINE_METHODS = $(addsuffix _setting-offline_epochs-5,$(METHOD_ARMS))
 
 # minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST online and
-# the short offline protocols (about nine hours)
+# the short offline protocols (about eleven hours)
 bench-small: setup
 	$(PY) bench/run.py digits --seeds 5
 	$(PY) bench/run.py ddn_directions --seeds 5
@@ -69,6 +69,8 @@ bench-small: setup
 	$(PY) bench/run.py mnist_center --only er_ddn_center_hypergrad-true --seeds 10 --out mnist
 	$(PY) bench/run.py mnist_center --seeds 3 --out mnist
 	$(PY) bench/run.py mnist_input_norm --seeds 10 --out mnist
+	$(PY) bench/run.py mnist_offline_alignment --seeds 10
+	$(PY) bench/alignment.py mnist_offline_alignment
 
 # hours on this CPU (20-35 min per run); on a GPU machine prefer `bash bench/gpu.sh OUT_DIR`
 bench-cifar: setup data
@@ -91,4 +93,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_offline --seeds 3
 	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_input_norm --extra ddn.input_norm=true
 	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_outer_lr --extra ddn.lr=0.0001
+	$(PY) bench/run.py cifar_alignment --seeds 1
+	$(PY) bench/alignment.py cifar_alignment
+	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_val_source-heldout_buffer er_ddn_beta-0.5 --seeds 1
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser

@@ -87,6 +87,16 @@ SUITES = {
     "mnist_input_norm": lambda: [*grid(["dataset=seq_mnist"], METHODS, ["ddn"], [["ddn.input_norm=true"]])],
     "cifar_center": lambda: [*grid(["dataset=seq_cifar10"], ["er", "derpp", "erace", "clser"], ["ddn"],
                                    [["ddn.center_hypergrad=true"]])],
+    # issue #7's "the gradient-alignment diagnostics say whether the outer step helps": cosine of a replay draw's
+    # gradient (learned soft vs hard labels, same θ and draw) with the gradient of held-out data of all tasks seen.
+    # The diagnostic does not change a run, so these are also the plain DDN runs of their seeds.
+    "mnist_offline_alignment": lambda: [*grid(MNIST_OFFLINE, METHODS, ["ddn"], [["diagnostics.align_every=50"]]),
+                                        *grid(MNIST_OFFLINE, ["er"], ["ddn_frozen"], [["diagnostics.align_every=50"]]),
+                                        # without the stream batch in V (section 5f: ER reaches its frozen control)
+                                        *grid(MNIST_OFFLINE, ["er", "erace"], ["ddn"],
+                                              [["ddn.val_source=heldout_buffer", "diagnostics.align_every=50"]])],
+    "cifar_alignment": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["ddn", "ddn_frozen", "hard"],
+                                      [["diagnostics.align_every=100"]])],
     # the gaps to the ER-ACE paper (issue #4): what its reference code does differently from our defaults
     "cifar_gaps": lambda: [*grid(["dataset=seq_cifar10"], ["derpp"], ["hard"],
                                  [["baseline.lr.online=0.01", "setting.augment=true"],

@@ -2,7 +2,9 @@
 
 Every ``every`` steps: cosine between grad_theta of the CE on a replay draw (hard labels; and the soft-label
 CE when a label plug-in is on) and grad_theta of the CE on a fixed held-out sample of the test data of the
-tasks seen so far. A diagnostic only: it uses its own random generator and cloned BatchNorm statistics, so
+tasks seen so far; the same for the whole buffer (up to ``n_samples``; keys ``*_buffer``); and their dot product ("descent": how fast one SGD step on the draw lowers that held-out
+loss, to first order, per unit learning rate; the cosine alone hides that a fitted draw's hard-label
+gradient is near zero). A diagnostic only: it uses its own random generator and cloned BatchNorm statistics, so
 it does not change the run.
 """
 from __future__ import annotations
@@ -52,31 +54,57 @@ class GradientAlignment(pl.Callback):
         x_ref, y_ref = self._reference(task)
         dev = learner.device
         g_ref = _flat_grad(cross_entropy(fwd(learner.preprocess(x_ref.to(dev))), y_ref.to(dev)), params)
+        def measure(slots: Tensor, suffix: str = "") -> dict[str, float]:
+            d = buf.gather(slots)
+            xb = learner.preprocess(d.x)
+            feats = fwd(xb, features_only=True)
+            logits = net.head(feats)
+            g_hard = _flat_grad(cross_entropy(logits, d.y), params)
+            out = {f"align_hard{suffix}": float(F.cosine_similarity(g_hard, g_ref, 0)),
+                   f"descent_hard{suffix}": float(g_hard @ g_ref)}
+            if learner.labels is not None:
+                with learner.labels.unrecorded():  # not a training draw: keep it out of the label health figures
+                    soft = learner.labels.targets(feats.detach(), StepBatch(xb, d.y, d.task, d.logits, d.slots),
+                                                  learner.context())
+                g_soft = _flat_grad(soft_cross_entropy(logits, soft), params)
+                out.update({f"align_soft{suffix}": float(F.cosine_similarity(g_soft, g_ref, 0)),
+                            f"descent_soft{suffix}": float(g_soft @ g_ref)})
+            return out
+
         n = len(buf)
-        slots = torch.randperm(n, generator=self.generator)[: learner.buffer_batch_size]
-        d = buf.gather(slots)
-        xb = learner.preprocess(d.x)
-        feats = fwd(xb, features_only=True)
-        logits = net.head(feats)
+        # one replay draw (what a step trains on: noisy), and the whole buffer (up to n_samples: what the
+        # steps of a task add up to, where a consistent push on a few relabelled samples shows)
         row = {"step": step, "task": task,
-               "align_hard": float(F.cosine_similarity(_flat_grad(cross_entropy(logits, d.y), params), g_ref, 0))}
-        if learner.labels is not None:
-            soft = learner.labels.targets(feats.detach(), StepBatch(xb, d.y, d.task, d.logits, d.slots),
-                                          learner.context())
-            g_soft = _flat_grad(soft_cross_entropy(logits, soft), params)
-            row["align_soft"] = float(F.cosine_similarity(g_soft, g_ref, 0))
+               **measure(torch.randperm(n, generator=self.generator)[: learner.buffer_batch_size]),
+               **measure(torch.arange(min(n, self.n_samples)), "_buffer")}
         self.history.append(row)
         if learner.logger is not None:
-            for k in ("align_hard", "align_soft"):
-                if k in row:
-                    learner.logger.experiment.add_scalar(f"diagnostics/{k}", row[k], step)
+            for k, v in row.items():
+                if k.startswith(("align_", "descent_")):
+                    learner.logger.experiment.add_scalar(f"diagnostics/{k}", v, step)
 
-    def summary(self) -> dict[str, float] | None:
+    def summary(self) -> dict | None:
+        """Run means of the cosines and descents; with soft labels also the cosines' paired difference (soft −
+        hard at the same θ and draw), the share of checks where the soft label aligns better, means per task."""
         if not self.history:
             return None
-        out: dict[str, float] = {"n": len(self.history)}
-        for k in ("align_hard", "align_soft"):
-            vals = [r[k] for r in self.history if k in r]
-            if vals:
-                out[k] = sum(vals) / len(vals)
+        out: dict = {"n": len(self.history), **_means(self.history)}
+        for suffix in ("", "_buffer"):
+            paired = [r[f"align_soft{suffix}"] - r[f"align_hard{suffix}"] for r in self.history
+                      if f"align_soft{suffix}" in r]
+            if paired:
+                out[f"soft_above_hard_share{suffix}"] = sum(d > 0 for d in paired) / len(paired)
+        out["by_task"] = [{"task": t, "n": len(rows), **_means(rows)}
+                          for t in sorted({r["task"] for r in self.history})
+                          for rows in [[r for r in self.history if r["task"] == t]]]
         return out
+
+
+def _means(rows: list[dict[str, float]]) -> dict[str, float]:
+    out = {}
+    for k in [k for k in rows[0] if k.startswith(("align_", "descent_"))]:
+        out[k] = sum(r[k] for r in rows) / len(rows)
+    for suffix in ("", "_buffer"):
+        if f"align_soft{suffix}" in out:
+            out[f"soft_minus_hard{suffix}"] = out[f"align_soft{suffix}"] - out[f"align_hard{suffix}"]
+    return out

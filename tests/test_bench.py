@@ -35,6 +35,44 @@ def test_cost_measures_inner_and_outer_step_of_derpp_with_ddn():
     assert 0 <= r["data_share"] < 1 and r["rss_peak_mib"] > 0
 
 
+def test_alignment_table_exact_values(tmp_path):
+    """bench/alignment.py: seed means, the paired soft − hard interval and per-task means, from results.json."""
+    import json
+
+    alignment = load("alignment")
+
+    def write(tag: str, seed: int, class_il: float, ga: dict, flips: float | None = None) -> None:
+        d = tmp_path / tag / f"seed{seed}"
+        d.mkdir(parents=True)
+        diag = None if flips is None else {"argmax_flip_share": flips}
+        d.joinpath("results.json").write_text(json.dumps({"status": "completed", "final": {"class_il": class_il},
+                                                          "gradient_alignment": ga, "label_diagnostics": diag}))
+
+    def ga(hard: float, soft: float, share: float, per_task: list[float]) -> dict:
+        return {"n": 4, "align_hard": hard, "align_soft": soft, "soft_minus_hard": soft - hard,
+                "soft_above_hard_share": share, "descent_hard": 2 * hard, "descent_soft": 2 * soft,
+                "by_task": [{"task": t, "soft_minus_hard": d} for t, d in enumerate(per_task)]}
+
+    write("er_ddn", 0, 70.0, ga(0.6, 0.2, 0.25, [-0.2, -0.6]), flips=0.1)
+    write("er_ddn", 1, 74.0, ga(0.6, 0.4, 0.75, [0.0, -0.4]), flips=0.3)
+    write("er_hard", 0, 60.0, {"n": 4, "align_hard": 0.5, "descent_hard": 1.0, "by_task": []})
+    (tmp_path / "er_hard" / "seed1").mkdir()  # an unfinished seed without results is skipped
+    ddn, hard = alignment.rows(tmp_path)
+    assert ddn["tag"] == "er_ddn" and ddn["n"] == 2 and ddn["class_il"] == pytest.approx(72.0)
+    assert ddn["align_soft"] == pytest.approx(0.3) and ddn["diff"] == pytest.approx(-0.3)
+    assert ddn["half"] == pytest.approx(12.706 * 0.1, rel=1e-3)  # t(0.975, 1 dof) · sd (0.141) / sqrt(2)
+    assert ddn["by_task"] == pytest.approx([-0.1, -0.5]) and ddn["above"] == pytest.approx(0.5)
+    assert ddn["flipped"] == pytest.approx(0.2) and ddn["descent_soft"] == pytest.approx(0.6)
+    assert hard == {"tag": "er_hard", "n": 1, "class_il": 60.0, "align_hard": 0.5, "descent_hard": 1.0}
+    md = alignment.markdown([ddn, hard])
+    assert "| er_ddn | 2 | 72.00 | 0.600 | 0.300 | -0.3000 ± " in md and "| er_hard | 1 | 60.00 | 0.500 | – |" in md
+    assert alignment.rows(tmp_path, "_buffer") == []  # these runs did not measure the whole buffer
+    write("er_ddn_b", 0, 70.0, {**{f"{k}_buffer": v for k, v in ga(0.5, 0.1, 0.0, []).items() if k != "by_task"},
+                                "by_task": [{"task": 0, "soft_minus_hard_buffer": -0.4}]}, flips=0.0)
+    (whole,) = alignment.rows(tmp_path, "_buffer")
+    assert whole["tag"] == "er_ddn_b" and whole["diff"] == pytest.approx(-0.4) and whole["by_task"] == [-0.4]
+
+
 def test_run_refuses_an_only_tag_the_suite_does_not_have(monkeypatch, capsys):
     """A mistyped --only tag used to run nothing and say nothing; it must name the suite's real tags."""
     run = load("run")

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from src.buffer import ReservoirBuffer
 from src.data.transforms import BatchPreprocess
+from src.diagnostics import GradientAlignment
 from src.learner import ContinualLearner
 from src.methods.base import StepBatch, StepContext
 from src.methods.er import ER
@@ -329,6 +330,29 @@ def test_gradient_alignment_is_logged_and_does_not_change_the_run(cfg_factory):
     assert plain["gradient_alignment"] is None
     assert np.array_equal(plain["accuracy_matrices"]["net"]["class_il"], diag["accuracy_matrices"]["net"]["class_il"],
                           equal_nan=True)
+    # its own replay draws stay out of the soft-label health figures
+    assert diag["label_diagnostics"] == plain["label_diagnostics"]
+    assert [t["task"] for t in ga["by_task"]] == [0, 1] and sum(t["n"] for t in ga["by_task"]) == ga["n"]
+    assert ga["soft_minus_hard"] == pytest.approx(ga["align_soft"] - ga["align_hard"])
+    assert ga["descent_hard"] != 0 and ga["descent_soft"] != 0
+    assert -1 <= ga["align_soft_buffer"] <= 1 and 0 <= ga["soft_above_hard_share_buffer"] <= 1
+    assert ga["soft_minus_hard_buffer"] == pytest.approx(ga["align_soft_buffer"] - ga["align_hard_buffer"])
+
+
+def test_gradient_alignment_summary_exact_values():
+    align = GradientAlignment(stream=None, every=1)
+    align.history = [{"step": 1, "task": 0, "align_hard": 0.5, "align_soft": 0.4},
+                     {"step": 2, "task": 1, "align_hard": 0.2, "align_soft": 0.5},
+                     {"step": 3, "task": 1, "align_hard": 0.0, "align_soft": 0.3}]
+    s = align.summary()
+    assert s["n"] == 3 and s["align_hard"] == pytest.approx(0.7 / 3) and s["align_soft"] == pytest.approx(0.4)
+    assert s["soft_minus_hard"] == pytest.approx(0.4 - 0.7 / 3) and s["soft_above_hard_share"] == pytest.approx(2 / 3)
+    assert s["by_task"] == [{"task": 0, "n": 1, "align_hard": 0.5, "align_soft": 0.4, "soft_minus_hard": pytest.approx(-0.1)},
+                            {"task": 1, "n": 2, "align_hard": pytest.approx(0.1), "align_soft": pytest.approx(0.4),
+                             "soft_minus_hard": pytest.approx(0.3)}]
+    hard_only = GradientAlignment(stream=None, every=1)
+    hard_only.history = [{"step": 1, "task": 0, "align_hard": 0.5}]
+    assert hard_only.summary() == {"n": 1, "align_hard": 0.5, "by_task": [{"task": 0, "n": 1, "align_hard": 0.5}]}
 
 
 def test_distillation_at_the_task_boundary(cfg_factory):

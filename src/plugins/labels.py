@@ -6,7 +6,9 @@ of the paper's sanity table; the learned ones (``ddn``, ``l2y``) live in :mod:`s
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -66,9 +68,20 @@ class LabelPlugin(nn.Module, abc.ABC):
             out["relabel_warnings"] = getattr(self, "_relabel_warnings", 0)
         return out
 
+    @contextlib.contextmanager
+    def unrecorded(self) -> Iterator[None]:
+        """Targets asked for inside stay out of the health figures (for diagnostics that draw their own samples)."""
+        self._unrecorded = True
+        try:
+            yield
+        finally:
+            self._unrecorded = False
+
     def _record(self, probs: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
         """Soft-label health (entropy, mass on the true class, argmax flips); returns ``probs`` detached."""
         p = probs.detach()
+        if getattr(self, "_unrecorded", False):
+            return p
         entropy = float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
         max_entropy = float(torch.log(ctx.seen_classes.sum().clamp_min(1).float()))
         self._diag = {
