@@ -59,17 +59,18 @@ def test_alignment_table_exact_values(tmp_path):
     (tmp_path / "er_hard" / "seed1").mkdir()  # an unfinished seed without results is skipped
     ddn, hard = alignment.rows(tmp_path)
     assert ddn["tag"] == "er_ddn" and ddn["n"] == 2 and ddn["class_il"] == pytest.approx(72.0)
-    assert ddn["align_soft"] == pytest.approx(0.3) and ddn["diff"] == pytest.approx(-0.3)
+    assert ddn["align_soft"] == pytest.approx(0.3) and ddn["diff"] == pytest.approx(-0.5)  # tasks 2+: -0.6, -0.4
     assert ddn["half"] == pytest.approx(12.706 * 0.1, rel=1e-3)  # t(0.975, 1 dof) · sd (0.141) / sqrt(2)
     assert ddn["by_task"] == pytest.approx([-0.1, -0.5]) and ddn["above"] == pytest.approx(0.5)
     assert ddn["flipped"] == pytest.approx(0.2) and ddn["descent_soft"] == pytest.approx(0.6)
     assert hard == {"tag": "er_hard", "n": 1, "class_il": 60.0, "align_hard": 0.5, "descent_hard": 1.0}
     md = alignment.markdown([ddn, hard])
-    assert "| er_ddn | 2 | 72.00 | 0.600 | 0.300 | -0.3000 ± " in md and "| er_hard | 1 | 60.00 | 0.500 | – |" in md
+    assert "| er_ddn | 2 | 72.00 | 0.600 | 0.300 | -0.5000 ± " in md and "| er_hard | 1 | 60.00 | 0.500 | – |" in md
     assert alignment.rows(tmp_path, "_buffer") == []  # these runs did not measure the whole buffer
     write("er_ddn_b", 0, 70.0, {**{f"{k}_buffer": v for k, v in ga(0.5, 0.1, 0.0, []).items() if k != "by_task"},
                                 "by_task": [{"task": 0, "soft_minus_hard_buffer": -0.4}]}, flips=0.0)
     (whole,) = alignment.rows(tmp_path, "_buffer")
+    # a run with only the first task falls back to its run mean
     assert whole["tag"] == "er_ddn_b" and whole["diff"] == pytest.approx(-0.4) and whole["by_task"] == [-0.4]
 
 
