@@ -339,6 +339,16 @@ def test_gradient_alignment_is_logged_and_does_not_change_the_run(cfg_factory):
     assert ga["soft_minus_hard_buffer"] == pytest.approx(ga["align_soft_buffer"] - ga["align_hard_buffer"])
 
 
+def test_gradient_alignment_does_not_change_a_plain_run(cfg_factory):
+    """labels=hard (no plug-in): only the hard-label cosines, and the run is the same with or without them."""
+    plain = train(cfg_factory("labels=hard", "buffer=40", "logger=none", out="plain"))
+    diag = train(cfg_factory("labels=hard", "buffer=40", "logger=none", "diagnostics.align_every=5", out="diag"))
+    ga = diag["gradient_alignment"]
+    assert ga["n"] > 3 and -1 <= ga["align_hard_buffer"] <= 1 and "align_soft" not in ga
+    assert np.array_equal(plain["accuracy_matrices"]["net"]["class_il"], diag["accuracy_matrices"]["net"]["class_il"],
+                          equal_nan=True)
+
+
 def test_gradient_alignment_summary_exact_values():
     align = GradientAlignment(stream=None, every=1)
     align.history = [{"step": 1, "task": 0, "align_hard": 0.5, "align_soft": 0.4},
