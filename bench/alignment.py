@@ -62,18 +62,21 @@ def rows(suite: Path, suffix: str = "") -> list[dict]:
     return out
 
 
+HEADER = ["run", "n", "class-IL", "cos(hard, ref)", "cos(soft, ref)", "soft − hard, tasks 2+ (95% CI)",
+          "checks soft > hard", "soft − hard per task", "descent hard / soft", "flipped"]
+
+
 def markdown(table: list[dict]) -> str:
-    lines = ["| run | n | class-IL | cos(hard, ref) | cos(soft, ref) | soft − hard, tasks 2+ (95% CI) | checks soft > hard "
-             "| soft − hard per task | descent hard / soft | flipped |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for r in table:
+        cells = [r["tag"], str(r["n"]), f"{r['class_il']:.2f}", f"{r['align_hard']:.3f}"]
         if "align_soft" in r:
-            per_task = ", ".join(f"{d:+.3f}" for d in r["by_task"])
-            lines.append(f"| {r['tag']} | {r['n']} | {r['class_il']:.2f} | {r['align_hard']:.3f} | "
-                         f"{r['align_soft']:.3f} | {r['diff']:+.4f} ± {r['half']:.4f} | {100 * r['above']:.0f}% | "
-                         f"{per_task} | {r['descent_hard']:.4f} / {r['descent_soft']:.4f} | {100 * r['flipped']:.1f}% |")
+            cells += [f"{r['align_soft']:.3f}", f"{r['diff']:+.4f}" + (f" ± {r['half']:.4f}" if r["n"] > 1 else ""), f"{100 * r['above']:.0f}%",
+                      ", ".join(f"{d:+.3f}" for d in r["by_task"]),
+                      f"{r['descent_hard']:.4f} / {r['descent_soft']:.4f}", f"{100 * r['flipped']:.1f}%"]
         else:
-            lines.append(f"| {r['tag']} | {r['n']} | {r['class_il']:.2f} | {r['align_hard']:.3f} | – | – | – | – | "
-                         f"{r['descent_hard']:.4f} / – | – |")
+            cells += ["–", "–", "–", "–", f"{r['descent_hard']:.4f} / –", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

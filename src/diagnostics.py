@@ -1,11 +1,11 @@
 """Gradient alignment: does training on the (soft-labelled) buffer push theta the way all data seen so far would?
 
-Every ``every`` steps: cosine between grad_theta of the CE on a replay draw (hard labels; and the soft-label
-CE when a label plug-in is on) and grad_theta of the CE on a fixed held-out sample of the test data of the
-tasks seen so far; the same for the whole buffer (up to ``n_samples``; keys ``*_buffer``); and their dot product ("descent": how fast one SGD step on the draw lowers that held-out
-loss, to first order, per unit learning rate; the cosine alone hides that a fitted draw's hard-label
-gradient is near zero). A diagnostic only: it uses its own random generator and cloned BatchNorm statistics, so
-it does not change the run.
+Every ``every`` steps, for one replay draw and for the whole buffer (up to ``n_samples``; keys ``*_buffer``):
+the cosine between grad_theta of its CE (hard labels; and the soft-label CE when a label plug-in is on) and
+grad_theta of the CE on a fixed held-out sample of the test data of the tasks seen so far, and their dot
+product ("descent": to first order, how fast one SGD step on it lowers that held-out loss per unit learning
+rate; the cosine alone hides that a fitted draw's hard-label gradient is near zero). A diagnostic only: it
+uses its own random generator and cloned BatchNorm statistics, so it does not change the run.
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ class GradientAlignment(pl.Callback):
         x_ref, y_ref = self._reference(task)
         dev = learner.device
         g_ref = _flat_grad(cross_entropy(fwd(learner.preprocess(x_ref.to(dev))), y_ref.to(dev)), params)
+
         def measure(slots: Tensor, suffix: str = "") -> dict[str, float]:
             d = buf.gather(slots)
             xb = learner.preprocess(d.x)

@@ -357,7 +357,8 @@ def test_gradient_alignment_summary_exact_values():
     s = align.summary()
     assert s["n"] == 3 and s["align_hard"] == pytest.approx(0.7 / 3) and s["align_soft"] == pytest.approx(0.4)
     assert s["soft_minus_hard"] == pytest.approx(0.4 - 0.7 / 3) and s["soft_above_hard_share"] == pytest.approx(2 / 3)
-    assert s["by_task"] == [{"task": 0, "n": 1, "align_hard": 0.5, "align_soft": 0.4, "soft_minus_hard": pytest.approx(-0.1)},
+    assert s["by_task"] == [{"task": 0, "n": 1, "align_hard": 0.5, "align_soft": 0.4,
+                             "soft_minus_hard": pytest.approx(-0.1)},
                             {"task": 1, "n": 2, "align_hard": pytest.approx(0.1), "align_soft": pytest.approx(0.4),
                              "soft_minus_hard": pytest.approx(0.3)}]
     hard_only = GradientAlignment(stream=None, every=1)
