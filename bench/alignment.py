@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from statistics import fmean
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,10 +31,6 @@ def load(folder: Path) -> list[dict]:
     return runs
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def rows(suite: Path, suffix: str = "") -> list[dict]:
     """One row per run folder with alignment records; ``suffix`` "" for one replay draw, "_buffer" for the
     whole buffer."""
@@ -43,21 +40,21 @@ def rows(suite: Path, suffix: str = "") -> list[dict]:
         if not runs:
             continue
         ga = [r["gradient_alignment"] for r in runs]
-        row = {"tag": tag, "n": len(runs), "class_il": _mean([r["final"]["class_il"] for r in runs]),
-               "align_hard": _mean([g[f"align_hard{suffix}"] for g in ga]),
-               "descent_hard": _mean([g[f"descent_hard{suffix}"] for g in ga])}
+        row = {"tag": tag, "n": len(runs), "class_il": fmean([r["final"]["class_il"] for r in runs]),
+               "align_hard": fmean([g[f"align_hard{suffix}"] for g in ga]),
+               "descent_hard": fmean([g[f"descent_hard{suffix}"] for g in ga])}
         if all(f"align_soft{suffix}" in g for g in ga):
             # from the second task on: the outer step only trains the labels from there (the first task's
             # label is the initial one in every arm)
-            diff, half = ci95([_mean([t[f"soft_minus_hard{suffix}"] for t in g["by_task"] if t["task"] > 0]
+            diff, half = ci95([fmean([t[f"soft_minus_hard{suffix}"] for t in g["by_task"] if t["task"] > 0]
                                      or [g[f"soft_minus_hard{suffix}"]]) for g in ga])
             tasks = sorted({t["task"] for g in ga for t in g["by_task"]})
-            row.update(align_soft=_mean([g[f"align_soft{suffix}"] for g in ga]), diff=diff, half=half,
-                       descent_soft=_mean([g[f"descent_soft{suffix}"] for g in ga]),
-                       above=_mean([g[f"soft_above_hard_share{suffix}"] for g in ga]),
-                       by_task=[_mean([t[f"soft_minus_hard{suffix}"] for g in ga for t in g["by_task"]
+            row.update(align_soft=fmean([g[f"align_soft{suffix}"] for g in ga]), diff=diff, half=half,
+                       descent_soft=fmean([g[f"descent_soft{suffix}"] for g in ga]),
+                       above=fmean([g[f"soft_above_hard_share{suffix}"] for g in ga]),
+                       by_task=[fmean([t[f"soft_minus_hard{suffix}"] for g in ga for t in g["by_task"]
                                        if t["task"] == k]) for k in tasks],
-                       flipped=_mean([(r.get("label_diagnostics") or {}).get("argmax_flip_share", 0.0) for r in runs]))
+                       flipped=fmean([(r.get("label_diagnostics") or {}).get("argmax_flip_share", 0.0) for r in runs]))
         out.append(row)
     return out
 

@@ -95,9 +95,10 @@ class GradientAlignment(pl.Callback):
                       if f"align_soft{suffix}" in r]
             if paired:
                 out[f"soft_above_hard_share{suffix}"] = sum(d > 0 for d in paired) / len(paired)
-        out["by_task"] = [{"task": t, "n": len(rows), **_means(rows)}
-                          for t in sorted({r["task"] for r in self.history})
-                          for rows in [[r for r in self.history if r["task"] == t]]]
+        out["by_task"] = []
+        for t in sorted({r["task"] for r in self.history}):
+            rows = [r for r in self.history if r["task"] == t]
+            out["by_task"].append({"task": t, "n": len(rows), **_means(rows)})
         return out
 
 
