@@ -68,7 +68,8 @@ def markdown(table: list[dict]) -> str:
     for r in table:
         cells = [r["tag"], str(r["n"]), f"{r['class_il']:.2f}", f"{r['align_hard']:.3f}"]
         if "align_soft" in r:
-            cells += [f"{r['align_soft']:.3f}", f"{r['diff']:+.4f}" + (f" ± {r['half']:.4f}" if r["n"] > 1 else ""), f"{100 * r['above']:.0f}%",
+            interval = f"{r['diff']:+.4f}" + (f" ± {r['half']:.4f}" if r["n"] > 1 else "")
+            cells += [f"{r['align_soft']:.3f}", interval, f"{100 * r['above']:.0f}%",
                       ", ".join(f"{d:+.3f}" for d in r["by_task"]),
                       f"{r['descent_hard']:.4f} / {r['descent_soft']:.4f}", f"{100 * r['flipped']:.1f}%"]
         else:
