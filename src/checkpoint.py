@@ -3,7 +3,8 @@
 A checkpoint holds everything the run's future depends on: the learner's state dict (network, reservoir
 buffer with its generator, label plug-in with its optimiser / EMA / generator, CLS-ER's EMA models,
 the augmentation generator), the classifier optimiser, the accuracy matrices so far, the position in
-the stream (task, epoch, next batch), counters and timings, and the global RNG states. It loads with
+the stream (task, epoch, next batch), counters and timings, the gradient-alignment record (its checks so far and
+generator), and the global RNG states. It loads with
 ``torch.load(weights_only=True)``: no pickled code.
 """
 from __future__ import annotations
@@ -117,6 +118,7 @@ class Checkpointer(pl.Callback):
         self.path = run_dir / CHECKPOINT_DIR / LAST
         self.every, self.config, self.enabled = every_n_steps, config, enabled
         self.snapshot_extra: Any = None  # set by the task loop: returns the run record's state
+        self.snapshot_diagnostics: Any = None  # set by train: returns the gradient-alignment record's state
 
     def save(self, learner, position: Position, optimizer_state: dict | None = None) -> None:
         # the rank is read here, not at construction: DDP processes join their group at the first fit
@@ -129,6 +131,7 @@ class Checkpointer(pl.Callback):
             "position": [position.task, position.epoch, position.batch],
             "counters": {"samples_seen": learner.samples_seen, "timings": dict(learner.timings)},
             "record": self.snapshot_extra() if self.snapshot_extra else None,
+            "diagnostics": self.snapshot_diagnostics() if self.snapshot_diagnostics else None,
             "rng": rng_state(),
         }
         save_atomic(payload, self.path)

@@ -84,6 +84,14 @@ class GradientAlignment(pl.Callback):
                 if k.startswith(("align_", "descent_")):
                     learner.logger.experiment.add_scalar(f"diagnostics/{k}", v, step)
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to report the same checks as an uninterrupted one."""
+        return {"history": list(self.history), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = list(state["history"])
+        self.generator.set_state(state["generator"])
+
     def summary(self) -> dict | None:
         """Run means of the cosines and descents; with soft labels also the cosines' paired difference (soft −
         hard at the same θ and draw), the share of checks where the soft label aligns better, means per task."""

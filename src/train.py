@@ -121,9 +121,12 @@ def run(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> RunOutput:
     align = GradientAlignment(stream, cfg.diagnostics.align_every, cfg.diagnostics.align_samples, cfg.seed)
     checkpointer = Checkpointer(out_dir, cfg.checkpoint.every_n_steps, OmegaConf.to_container(cfg, resolve=True),
                                 enabled=cfg.checkpoint.enabled)
+    checkpointer.snapshot_diagnostics = align.state_dict
     start, rec = None, None
     if checkpoint is not None:
         start, rec = restore(learner, checkpoint)
+        if checkpoint.get("diagnostics"):
+            align.load_state_dict(checkpoint["diagnostics"])
 
     def make_trainer(epochs: int):
         # logger=False, not None: None would make Lightning create its own lightning_logs/ folder

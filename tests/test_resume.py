@@ -14,7 +14,7 @@ import torch
 from tests.conftest import ROOT, run_cli
 
 RUN = ["baseline=clser", "labels=ddn", "buffer=60", "dataset.classes_per_task=5", "setting.epochs=3",
-       "checkpoint.every_n_steps=7", "trainer.enable_progress_bar=false", "logger=none"]
+       "checkpoint.every_n_steps=7", "diagnostics.align_every=5", "trainer.enable_progress_bar=false", "logger=none"]
 
 
 def _final_state(run_dir):
@@ -53,6 +53,7 @@ def test_sigkill_mid_task_then_resume_is_exact(tmp_path):
             assert np.array_equal(np.array(mats[key], dtype=float),
                                   np.array(rb["accuracy_matrices"][model][key], dtype=float), equal_nan=True)
     assert ra["final"] == rb["final"] and ra["steps"] == rb["steps"]
+    assert ra["gradient_alignment"]["n"] > 3 and ra["gradient_alignment"] == rb["gradient_alignment"]
     sa, sb = _final_state(a_dir), _final_state(b_dir)
     for key in ("buffer.examples", "buffer.labels", "buffer.logits", "buffer.num_seen",
                 "labels.label_net.mlp.0.weight", "labels.ema.mlp.0.weight", "method.stable.head.weight"):
