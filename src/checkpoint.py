@@ -3,9 +3,9 @@
 A checkpoint holds everything the run's future depends on: the learner's state dict (network, reservoir
 buffer with its generator, label plug-in with its optimiser / EMA / generator, CLS-ER's EMA models,
 the augmentation generator), the classifier optimiser, the accuracy matrices so far, the position in
-the stream (task, epoch, next batch), counters and timings, the gradient-alignment record (its checks so far and
-generator), and the global RNG states. It loads with
-``torch.load(weights_only=True)``: no pickled code.
+the stream (task, epoch, next batch), counters and timings, the gradient-alignment record (its checks so
+far and its generator), and the global RNG states. It loads with ``torch.load(weights_only=True)``: no
+pickled code.
 """
 from __future__ import annotations
 
