@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import sys
-from statistics import fmean
 from pathlib import Path
+from statistics import fmean
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
