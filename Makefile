@@ -93,7 +93,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_offline --seeds 3
 	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_input_norm --extra ddn.input_norm=true
 	$(PY) bench/run.py cifar_core --only er_ddn --seeds 1 --out cifar_outer_lr --extra ddn.lr=0.0001
-	$(PY) bench/run.py cifar_alignment --seeds 2
+	$(PY) bench/run.py cifar_alignment --seeds 5
 	$(PY) bench/alignment.py cifar_alignment
 	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_val_source-heldout_buffer er_ddn_beta-0.5 --seeds 1
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser
