@@ -79,7 +79,10 @@ SUITES = {
     "cifar_ddn_directions": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["ddn"],
                                            [["ddn.old_to_old=true"], ["ddn.label_mix=0.3"],
                                             ["ddn.val_source=heldout_buffer"],
-                                            ["beta=0.5"], ["alpha=0.3"]])],
+                                            ["beta=0.5"], ["alpha=0.3"],
+                                            # issue #7's remaining directions: K-step unrolls, the whole network
+                                            # unrolled (the head scope sees only the last layer), fewer outer steps
+                                            ["ddn.unroll_steps=3"], ["ddn.unroll_scope=full"], ["ddn.every=5"]])],
     # DDN with the draw-shared part of the hypergradient removed (ddn.center_hypergrad), paired with `mnist` / `cifar_online`
     "mnist_center": lambda: [*grid(["dataset=seq_mnist"], ["er", "derpp", "erace", "clser"], ["ddn"],
                                    [["ddn.center_hypergrad=true"]])],
