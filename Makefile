@@ -96,10 +96,11 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_alignment --seeds 5
 	$(PY) bench/alignment.py cifar_alignment
 	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_val_source-heldout_buffer er_ddn_beta-0.5 --seeds 1
-	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_unroll_steps-3 er_ddn_unroll_scope-full er_ddn_every-5 \
+	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_unroll_steps-3 er_ddn_every-5 \
 		--seeds 1 --extra diagnostics.align_every=100
+	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_unroll_scope-full --seeds 3 --extra diagnostics.align_every=100
 	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_alpha-0.3 --seeds 5 --extra diagnostics.align_every=100
-	$(PY) bench/run.py cifar_controls --only er_ddn_frozen --seeds 2 --out cifar_controls_alpha-0.3 \
+	$(PY) bench/run.py cifar_controls --only er_ddn_frozen --seeds 5 --out cifar_controls_alpha-0.3 \
 		--extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/alignment.py cifar_ddn_directions
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser
