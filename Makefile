@@ -98,7 +98,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_val_source-heldout_buffer er_ddn_beta-0.5 --seeds 1
 	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_unroll_steps-3 er_ddn_every-5 \
 		--seeds 1 --extra diagnostics.align_every=100
-	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_unroll_scope-full --seeds 3 --extra diagnostics.align_every=100
+	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_unroll_scope-full --seeds 4 --extra diagnostics.align_every=100
 	$(PY) bench/run.py cifar_ddn_directions --only er_ddn_alpha-0.3 --seeds 5 --extra diagnostics.align_every=100
 	$(PY) bench/run.py cifar_controls --only er_ddn_frozen --seeds 5 --out cifar_controls_alpha-0.3 \
 		--extra alpha=0.3 diagnostics.align_every=100
