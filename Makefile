@@ -30,8 +30,10 @@ clean:
 SHARED ?= ../shared/data
 data:
 	mkdir -p data
-	test -d data/cifar10 || tar -xzf $(SHARED)/cifar10-jpeg.tar.gz -C data/
-	test -d data/mnist || tar -xzf $(SHARED)/mnist-png.tar.gz -C data/
+	@for a in cifar10:cifar10-jpeg mnist:mnist-png; do d=$${a%%:*}; f=$(SHARED)/$${a#*:}.tar.gz; \
+		test -d data/$$d && continue; \
+		test -f $$f || { echo "make data: $$f not found; pass the folder of the archives: make data SHARED=/path/to/shared/data"; exit 1; }; \
+		echo "extracting $$f"; tar -xzf $$f -C data/ || exit 1; done
 
 bench: bench-small bench-cifar
 
@@ -41,7 +43,7 @@ MNIST_OFFLINE_METHODS = $(addsuffix _setting-offline_epochs-5,$(METHOD_ARMS))
 
 # minutes on this CPU: digits, the DDN directions, the alpha x beta sweep; then Split MNIST online and
 # the short offline protocols (about eleven hours)
-bench-small: setup
+bench-small: setup data
 	$(PY) bench/run.py digits --seeds 5
 	$(PY) bench/run.py ddn_directions --seeds 5
 	$(PY) -m src.train -m +sweeps=alpha_beta seed=0,1,2 logger=none trainer.enable_progress_bar=false \
@@ -71,6 +73,7 @@ bench-small: setup
 	$(PY) bench/run.py mnist_input_norm --seeds 10 --out mnist
 	$(PY) bench/run.py mnist_offline_alignment --seeds 10
 	$(PY) bench/alignment.py mnist_offline_alignment
+	$(PY) bench/cost.py --dataset seq_mnist --steps 20 --repeats 1 --threads 1 --count-ops --methods er der derpp erace clser
 
 # hours on this CPU (20-35 min per run); on a GPU machine prefer `bash bench/gpu.sh OUT_DIR`
 bench-cifar: setup data
@@ -104,3 +107,4 @@ bench-cifar: setup data
 		--extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/alignment.py cifar_ddn_directions
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser
+	$(PY) bench/cost.py --steps 20 --repeats 1 --threads 1 --count-ops --methods er der derpp erace clser

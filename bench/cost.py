@@ -5,7 +5,9 @@ DDN outer step are active from the first step), alternating variants ``--repeats
 a fresh child process (so its peak memory is its own; start-up and data loading stay outside the timers).
 Prints a Markdown table: seconds per step (median over repeats), inner / outer split, stream samples/s, data
 share, peak RSS and, on a GPU, peak GPU memory, and the ratio to the variant's base method (``labels=hard``).
-``--extra trainer=gpu trainer.precision=bf16-mixed`` measures on a GPU in bf16.
+``--extra trainer=gpu trainer.precision=bf16-mixed`` measures on a GPU in bf16. ``--count-ops`` adds one run per
+variant under the torch profiler and a column of torch ops dispatched per step (ops called inside another op not
+counted): where a step is too small to keep a GPU busy, its time goes with that count, not with its arithmetic.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +37,20 @@ def base_of(variant: str) -> str:
     return variant.split("+")[0]
 
 
-def measure(overrides: list[str], steps: int, threads: int | None) -> dict[str, float]:
-    """Train ``steps`` steps of task 1 with a full buffer; runs in its own process (see ``main``)."""
+def count_top_level_ops(fn: Callable[[], object]) -> int:
+    """Number of aten ops ``fn`` dispatches, not counting those an aten op calls inside itself (the backward
+    pass's ops included): what each costs a launch and Python/dispatcher time, whatever its size."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(1 for e in prof.events() if e.name.startswith("aten::")
+               and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")))
+
+
+def measure(overrides: list[str], steps: int, threads: int | None, count_ops: bool = False) -> dict[str, float]:
+    """Train ``steps`` steps of task 1 with a full buffer; runs in its own process (see ``main``).
+    ``count_ops``: under the profiler (its timings are then not comparable), adds ``ops_per_step``."""
     import pytorch_lightning as pl
     import torch
     from hydra import compose, initialize_config_dir
@@ -65,6 +80,9 @@ def measure(overrides: list[str], steps: int, threads: int | None) -> dict[str, 
     cuda = torch.cuda.is_available() and cfg.trainer.accelerator != "cpu"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    if count_ops:
+        ops = count_top_level_ops(lambda: trainer.fit(learner, datamodule=stream))
+        return {"ops_per_step": ops / steps}
     t0 = time.perf_counter()
     trainer.fit(learner, datamodule=stream)
     if cuda:  # the step timers stop before queued GPU work ends: count it in the wall-clock
@@ -91,6 +109,8 @@ def main() -> None:
                     help="exactly these variants instead (each with its base method, for the ratio)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per measurement (default: torch's)")
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides for every variant (setting=, trainer=)")
+    ap.add_argument("--count-ops", action="store_true",
+                    help="one more run per variant under the profiler: torch ops dispatched per step")
     args = ap.parse_args()
     wanted = args.variants or [v for v in VARIANTS if base_of(v) in args.methods]
     variants = [v for v in VARIANTS if v in wanted or v in {base_of(w) for w in wanted}]
@@ -102,19 +122,22 @@ def main() -> None:
                 rows[v].append(pool.apply(measure, ([f"dataset={args.dataset}", *VARIANTS[v], *args.extra],
                                                     args.steps, args.threads)))
                 print(v, {k: round(x, 4) if isinstance(x, float) else x for k, x in rows[v][-1].items()}, flush=True)
+        ops = {v: pool.apply(measure, ([f"dataset={args.dataset}", *VARIANTS[v], *args.extra], min(args.steps, 20),
+                                       args.threads, True))["ops_per_step"] for v in variants} if args.count_ops else {}
     first = rows[variants[0]][0]
     print(f"\n{args.dataset} {' '.join(args.extra)} on {first['device']}, {args.steps} steps of task 1 per repeat, "
           f"{args.repeats} repeats, torch threads {first['threads']}\n")
     print("| variant | s / step (median) | inner s / step | outer s / step | stream samples/s | data share "
-          "| peak RSS MiB | peak GPU MiB | × base |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| peak RSS MiB | peak GPU MiB | × base |" + (" torch ops / step | ops × base |" if ops else ""))
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ops else ""))
     med = {v: statistics.median(r["s_per_step"] for r in rs) for v, rs in rows.items()}
     for v, rs in rows.items():
         def m(key: str) -> float:
             return statistics.median(r[key] for r in rs)
         print(f"| {v} | {med[v]:.4f} | {m('inner_per_step'):.4f} | {m('outer_per_step'):.4f} | {m('samples_per_s'):.1f} "
               f"| {m('data_share'):.1%} | {max(r['rss_peak_mib'] for r in rs):.0f} "
-              f"| {max(r['gpu_peak_mib'] for r in rs):.0f} | {med[v] / med[base_of(v)]:.2f} |")
+              f"| {max(r['gpu_peak_mib'] for r in rs):.0f} | {med[v] / med[base_of(v)]:.2f} |"
+              + (f" {ops[v]:.0f} | {ops[v] / ops[base_of(v)]:.2f} |" if ops else ""))
 
 
 if __name__ == "__main__":

@@ -5,18 +5,18 @@ the cosine between grad_theta of its CE (hard labels; and the soft-label CE when
 grad_theta of the CE on a fixed held-out sample of the test data of the tasks seen so far, and their dot
 product ("descent": to first order, how fast one SGD step on it lowers that held-out loss per unit learning
 rate; the cosine alone hides that a fitted draw's hard-label gradient is near zero). A diagnostic only: it
-uses its own random generator and cloned BatchNorm statistics, so it does not change the run.
+uses its own random generator and leaves the BatchNorm statistics alone, so it does not change the run.
 """
 from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.func import functional_call
 from torch.nn import functional as F
 
 from src.data.stream import TaskStream
 from src.methods.base import StepBatch, cross_entropy
+from src.models.backbones import frozen_norm_stats
 from src.plugins.labels import soft_cross_entropy
 
 
@@ -45,20 +45,16 @@ class GradientAlignment(pl.Callback):
         task = int(learner.current_task)
         net = learner.net
         params = [p for p in net.parameters() if p.requires_grad]
-        named = {n: p for n, p in net.named_parameters()}
-        buffers = {n: b.clone() for n, b in net.named_buffers()}
-
-        def fwd(x: Tensor, features_only: bool = False) -> Tensor:
-            return functional_call(net, (named, buffers), (x,), {"features_only": features_only})
-
         x_ref, y_ref = self._reference(task)
         dev = learner.device
-        g_ref = _flat_grad(cross_entropy(fwd(learner.preprocess(x_ref.to(dev))), y_ref.to(dev)), params)
+        with frozen_norm_stats(net):
+            g_ref = _flat_grad(cross_entropy(net(learner.preprocess(x_ref.to(dev))), y_ref.to(dev)), params)
 
         def measure(slots: Tensor, suffix: str = "") -> dict[str, float]:
             d = buf.gather(slots)
             xb = learner.preprocess(d.x)
-            feats = fwd(xb, features_only=True)
+            with frozen_norm_stats(net):
+                feats = net.features(xb)
             logits = net.head(feats)
             g_hard = _flat_grad(cross_entropy(logits, d.y), params)
             out = {f"align_hard{suffix}": float(F.cosine_similarity(g_hard, g_ref, 0)),

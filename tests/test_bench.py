@@ -35,6 +35,18 @@ def test_cost_measures_inner_and_outer_step_of_derpp_with_ddn():
     assert 0 <= r["data_share"] < 1 and r["rss_peak_mib"] > 0
 
 
+def test_op_count_counts_only_top_level_ops():
+    import torch
+
+    cost = load("cost")
+    x, w = torch.randn(3, 4), torch.randn(2, 4)
+    # linear dispatches t + addmm/matmul inside itself: one top-level op, as the add and the mul
+    assert cost.count_top_level_ops(lambda: torch.nn.functional.linear(x + 1, w).mul(2)) == 3
+    r = cost.measure(["dataset=seq_digits", *cost.VARIANTS["er+ddn (head)"]], steps=3, threads=1, count_ops=True)
+    base = cost.measure(["dataset=seq_digits", *cost.VARIANTS["er"]], steps=3, threads=1, count_ops=True)
+    assert r["ops_per_step"] > base["ops_per_step"] > 0
+
+
 def test_alignment_table_exact_values(tmp_path):
     """bench/alignment.py: seed means, the paired soft − hard interval and per-task means, from results.json."""
     import json

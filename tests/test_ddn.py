@@ -12,7 +12,7 @@ from src.diagnostics import GradientAlignment
 from src.learner import ContinualLearner
 from src.methods.base import StepBatch, StepContext
 from src.methods.er import ER
-from src.models.backbones import MLP, ResNet18
+from src.models.backbones import MLP, ResNet18, frozen_norm_stats
 from src.plugins.ddn import DDNLabels, LabelNet, SlotLogits
 from src.plugins.labels import RandomLabels, Smooth
 from src.train import train
@@ -120,6 +120,27 @@ def test_hypergradient_matches_finite_difference(net_kind, scope, first_order, s
         assert np.isfinite(analytic) and analytic != pytest.approx(numeric, rel=1e-5)
     else:
         assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+def test_frozen_norm_stats_normalise_as_usual_but_leave_the_statistics_alone():
+    torch.manual_seed(0)
+    net = ResNet18((3, 8, 8), N_CLASSES, nf=2)
+    x = torch.randn(6, 3, 8, 8)
+    net(torch.randn(6, 3, 8, 8))  # running statistics away from their initial values
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    with frozen_norm_stats(net):
+        train_out = net(x)
+        net.eval()
+        eval_out = net(x)
+        net.train()
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert torch.equal(eval_out, copy.deepcopy(net).eval()(x))  # eval mode: the running statistics
+    assert torch.equal(train_out, net(x))  # train mode: batch statistics, bit for bit as an ordinary forward
+    assert not torch.equal(net.bn1.running_mean, state["bn1.running_mean"])  # and the flag is back on
+    with pytest.raises(RuntimeError), frozen_norm_stats(net):
+        raise RuntimeError("inside")
+    assert all(m.track_running_stats for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
 def test_l2y_hypergradient_matches_finite_difference():

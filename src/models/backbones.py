@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
+from collections.abc import Iterator
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -29,6 +31,21 @@ def make_head(kind: str, in_features: int, out_features: int) -> nn.Module:
     raise ValueError(f"head={kind!r}: choose linear or cosine")
 
 
+@contextlib.contextmanager
+def frozen_norm_stats(net: nn.Module) -> Iterator[None]:
+    """Batch-norm layers inside normalise as before (batch statistics in train mode, running ones in eval
+    mode) but do not update their running statistics: forwards that are not training steps (DDN's virtual
+    steps, diagnostics) leave the model's state as it was, without cloning every statistic per call."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+
+
 class Classifier(nn.Module, abc.ABC):
     """``forward(x) = head(features(x))``; ``features`` gives the penultimate representation."""
 
@@ -38,10 +55,8 @@ class Classifier(nn.Module, abc.ABC):
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features, shape (B, feature_dim)."""
 
-    def forward(self, x: Tensor, features_only: bool = False) -> Tensor:
-        # ``features_only`` lets torch.func.functional_call reach the features under virtual parameters
-        feats = self.features(x)
-        return feats if features_only else self.head(feats)
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
 
 
 class MLP(Classifier):

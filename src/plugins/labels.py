@@ -82,13 +82,18 @@ class LabelPlugin(nn.Module, abc.ABC):
         p = probs.detach()
         if getattr(self, "_unrecorded", False):
             return p
-        entropy = float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
-        max_entropy = float(torch.log(ctx.seen_classes.sum().clamp_min(1).float()))
+        # read together: one device sync per step, not one per figure
+        entropy, max_entropy, true_mass, flips = torch.stack([
+            -(p * p.clamp_min(1e-12).log()).sum(1).mean(),
+            torch.log(ctx.seen_classes.sum().clamp_min(1).float()),
+            p.gather(1, y[:, None]).mean(),
+            (p.argmax(1) != y).float().mean(),
+        ]).tolist()
         self._diag = {
             "entropy": entropy,
             "entropy_ratio": entropy / max_entropy if max_entropy > 0 else 0.0,
-            "true_class_mass": float(p.gather(1, y[:, None]).mean()),
-            "argmax_flip_share": float((p.argmax(1) != y).float().mean()),
+            "true_class_mass": true_mass,
+            "argmax_flip_share": flips,
         }
         self._diag_sum = {k: getattr(self, "_diag_sum", {}).get(k, 0.0) + v for k, v in self._diag.items()}
         self._diag_n = getattr(self, "_diag_n", 0) + 1
