@@ -115,15 +115,18 @@ def main() -> None:
     wanted = args.variants or [v for v in VARIANTS if base_of(v) in args.methods]
     variants = [v for v in VARIANTS if v in wanted or v in {base_of(w) for w in wanted}]
     rows: dict[str, list[dict]] = {v: [] for v in variants}
+
+    def overrides(variant: str) -> list[str]:
+        return [f"dataset={args.dataset}", *VARIANTS[variant], *args.extra]
+
     ctx = mp.get_context("spawn")  # a fresh process per measurement: own peak memory, no state carried over
     with ctx.Pool(1, maxtasksperchild=1) as pool:
         for _ in range(args.repeats):
             for v in variants:
-                rows[v].append(pool.apply(measure, ([f"dataset={args.dataset}", *VARIANTS[v], *args.extra],
-                                                    args.steps, args.threads)))
+                rows[v].append(pool.apply(measure, (overrides(v), args.steps, args.threads)))
                 print(v, {k: round(x, 4) if isinstance(x, float) else x for k, x in rows[v][-1].items()}, flush=True)
-        ops = {v: pool.apply(measure, ([f"dataset={args.dataset}", *VARIANTS[v], *args.extra], min(args.steps, 20),
-                                       args.threads, True))["ops_per_step"] for v in variants} if args.count_ops else {}
+        ops = {v: pool.apply(measure, (overrides(v), min(args.steps, 20), args.threads, True))["ops_per_step"]
+               for v in variants} if args.count_ops else {}
     first = rows[variants[0]][0]
     print(f"\n{args.dataset} {' '.join(args.extra)} on {first['device']}, {args.steps} steps of task 1 per repeat, "
           f"{args.repeats} repeats, torch threads {first['threads']}\n")
