@@ -106,5 +106,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_controls --only er_ddn_frozen --seeds 5 --out cifar_controls_alpha-0.3 \
 		--extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/alignment.py cifar_ddn_directions
+	$(PY) bench/run.py cifar_online_aug --seeds 3 --extra diagnostics.align_every=100
+	$(PY) bench/alignment.py cifar_online_aug
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser
 	$(PY) bench/cost.py --steps 20 --repeats 1 --threads 1 --count-ops --methods er der derpp erace clser

@@ -70,6 +70,9 @@ SUITES = {
                                   *grid(MNIST_OFFLINE, ["erace"], ["hard_extra"])],
     # issue #7's shortened offline protocol: replaying a small buffer for several epochs, ER with and without DDN
     "cifar_offline": lambda: [*grid(CIFAR_OFFLINE, ["er"], ["hard", "ddn"])],
+    # the ER-ACE paper's other online column (crop + flip on stream and buffer draws): the ER anchor 40.3 and DDN there
+    "cifar_online_aug": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["hard", "ddn", "ddn_frozen"],
+                                       [["setting.augment=true"]])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
     # is DDN's effect on CIFAR-10 the extra buffer weight or the learned labels? (the two controls of issue #3)
     "cifar_controls": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["hard_extra", "ddn_frozen"])],
