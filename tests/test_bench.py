@@ -147,3 +147,31 @@ def test_make_bench_names_only_real_suites_tags_and_options():
         runs = {run.tag_of(o): o for o in run.SUITES[args.suite]()}
         for tag in args.only or runs:
             check_options((*run.COMMON, f"buffer={args.buffer}", "seed=0", *runs[tag], *args.extra))
+
+
+def test_paired_gains_against_a_base_of_another_suite(tmp_path):
+    """bench/paired.py: seed pairing (only shared, completed seeds), exact gains and interval, a cross-suite base."""
+    import json
+
+    paired = load("paired")
+
+    def write(suite: str, tag: str, seed: int, class_il: float, status: str = "completed") -> None:
+        d = tmp_path / suite / tag / f"seed{seed}"
+        d.mkdir(parents=True)
+        d.joinpath("results.json").write_text(json.dumps({"status": status, "final": {"class_il": class_il}}))
+
+    for seed, v in enumerate([40.0, 42.0, 44.0]):
+        write("base_suite", "er_hard", seed, v)
+    write("variant", "er_ddn", 0, 41.0)
+    write("variant", "er_ddn", 2, 47.0)
+    write("variant", "er_ddn", 10, 50.0)  # no base run of seed 10: not paired
+    write("variant", "er_frozen", 1, 30.0, status="failed")  # unfinished: no row
+    table = paired.rows(tmp_path / "variant", tmp_path / "base_suite" / "er_hard")
+    assert [r["tag"] for r in table] == ["er_ddn"]
+    r = table[0]
+    assert r["n"] == 2 and r["mean"] == pytest.approx(44.0) and r["gains"] == pytest.approx([1.0, 3.0])
+    assert r["gain"] == pytest.approx(2.0) and r["half"] == pytest.approx(12.706 * 1.0, rel=1e-3)  # sd √2 / √2
+    md = paired.markdown(table, "base_suite/er_hard", "class_il")
+    assert "| er_ddn | 44.00 | +2.00 ± 12.71 | +1.00, +3.00 | 2 |" in md
+    # a base inside the suite is not paired with itself
+    assert [r["tag"] for r in paired.rows(tmp_path / "base_suite", tmp_path / "base_suite" / "er_hard")] == []
