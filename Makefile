@@ -108,11 +108,19 @@ bench-cifar: setup data
 	$(PY) bench/alignment.py cifar_ddn_directions
 	$(PY) bench/run.py cifar_online_aug --seeds 3 --only er_hard_augment-true er_ddn_augment-true \
 		--extra diagnostics.align_every=100
-	$(PY) bench/run.py cifar_online_aug --seeds 2 --only er_ddn_frozen_augment-true --extra diagnostics.align_every=100
+	$(PY) bench/run.py cifar_online_aug --seeds 3 --only er_ddn_frozen_augment-true --extra diagnostics.align_every=100
 	$(PY) bench/alignment.py cifar_online_aug
 	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true --seeds 3 --out cifar_online_aug_lr001 \
 		--extra diagnostics.align_every=100 baseline.lr.online=0.01
-	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true --seeds 1 --out cifar_online_aug_separate \
+	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true --seeds 3 --out cifar_online_aug_separate \
 		--extra diagnostics.align_every=100 setting.concat_forward=false
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 3 --out cifar_online_aug_lr001 \
+		--extra diagnostics.align_every=100 baseline.lr.online=0.01
+	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true er_ddn_frozen_augment-true --seeds 3 \
+		--out cifar_online_aug_alpha-0.3 --extra alpha=0.3 diagnostics.align_every=100
+	$(PY) bench/paired.py cifar_online_aug_alpha-0.3 cifar_online_aug/er_hard_augment-true
+	$(PY) bench/paired.py cifar_online_aug_alpha-0.3 cifar_online_aug_alpha-0.3/er_ddn_frozen_augment-true
+	$(PY) bench/alignment.py cifar_online_aug_alpha-0.3
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser
 	$(PY) bench/cost.py --steps 20 --repeats 1 --threads 1 --count-ops --methods er der derpp erace clser

@@ -139,6 +139,7 @@ def test_make_bench_names_only_real_suites_tags_and_options():
             for b in loop.group(1).split() if loop else [""]:
                 calls.append(line.split("bench/run.py", 1)[1].split(";")[0].replace("$b", b))
     assert len(calls) > 20
+    written = set()  # (output folder, tag) of every run the recipe makes
     for call in calls:
         try:  # bench/run.py's own parser: refuses an unknown suite or --only tag
             args = run.parse_args(shlex.split(call))
@@ -147,6 +148,14 @@ def test_make_bench_names_only_real_suites_tags_and_options():
         runs = {run.tag_of(o): o for o in run.SUITES[args.suite]()}
         for tag in args.only or runs:
             check_options((*run.COMMON, f"buffer={args.buffer}", "seed=0", *runs[tag], *args.extra))
+            written.add((args.out or args.suite, tag))
+    # bench/paired.py SUITE BASE: the base arm must be one the recipe runs (BASE: a tag of SUITE or OTHER/TAG)
+    for line in recipe.splitlines():
+        if "bench/paired.py" in line:
+            suite, base = shlex.split(line.split("bench/paired.py", 1)[1])[:2]
+            folder, tag = base.split("/") if "/" in base else (suite, base)
+            assert (folder, tag) in written, f"make bench: `{line.strip()}` pairs with a run the recipe never makes"
+            assert any(out == suite for out, _ in written), f"make bench: `{line.strip()}`: no run writes {suite}"
 
 
 def test_paired_gains_against_a_base_of_another_suite(tmp_path):
