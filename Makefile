@@ -115,6 +115,7 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true er_ddn_augment-true er_ddn_frozen_augment-true \
 		--seeds 10 --out cifar_online_aug_lr001 --extra diagnostics.align_every=100 baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_ddn_frozen_augment-true
 	$(PY) bench/alignment.py cifar_online_aug_lr001
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true er_ddn_frozen_augment-true --seeds 3 \

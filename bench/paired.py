@@ -2,8 +2,10 @@
 
 BASE is a run folder of the suite (``er_hard``) or of another suite (``cifar_online_aug/er_hard_augment-true``:
 the runs of an ``--out`` variant against the base arm they share seeds with). Pairs by seed
-(``<suite>/<tag>/seed<k>/results.json``); prints the mean, the paired gain's mean ± 95% t-interval, its
-per-seed values and n, Markdown.
+(``<suite>/<tag>/seed<k>/results.json``); prints, Markdown, per run folder: its mean, the paired gain's mean ±
+95% t-interval, the gains' sd and how many are positive, the per-seed gains and n, the diagonal of the metric's
+accuracy matrix (accuracy on each task just after learning it, mean over tasks and seeds) beside the base's, and
+the training time as a multiple of the base's on the same seed (mean, min–max).
 """
 from __future__ import annotations
 
@@ -15,41 +17,65 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 
-from src.report import ci95  # noqa: E402
+from src.report import ci95, mean_std  # noqa: E402
 
 
-def load(folder: Path, metric: str) -> dict[str, float]:
-    """{seed folder name: final metric} of the completed runs under ``folder``."""
+def load(folder: Path) -> dict[str, dict]:
+    """{seed folder name: results.json} of the completed runs under ``folder``."""
     out = {}
     for f in folder.glob("seed*/results.json"):
         r = json.loads(f.read_text())
         if r["status"] == "completed":
-            out[f.parent.name] = r["final"][metric]
+            out[f.parent.name] = r
     return out
+
+
+def diagonal(result: dict, metric: str) -> float | None:
+    """Mean accuracy on each task right after training on it (the network's ``metric`` matrix), None without it."""
+    m = (result.get("accuracy_matrices") or {}).get("net", {}).get(metric)
+    return sum(m[i][i] for i in range(len(m))) / len(m) if m else None
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    return None if not values or any(v is None for v in values) else sum(values) / len(values)
 
 
 def rows(suite: Path, base: Path, metric: str = "class_il") -> list[dict]:
     """One row per run folder of ``suite`` (other than ``base``) sharing seeds with ``base``: its mean over the
-    shared seeds, the paired gain's mean and 95% half-width, and the per-seed gains in seed order."""
-    ref = load(base, metric)
+    shared seeds, the paired gain's mean, 95% half-width, sd and positive count, the per-seed gains in seed order,
+    both arms' mean diagonal and the per-seed training-time ratios (None where a run lacks the field)."""
+    ref = load(base)
     out = []
     for folder in sorted(p for p in suite.iterdir() if p.is_dir() and p.resolve() != base.resolve()):
-        vals = load(folder, metric)
-        seeds = sorted(set(vals) & set(ref), key=lambda s: int(s.removeprefix("seed")))
+        runs = load(folder)
+        seeds = sorted(set(runs) & set(ref), key=lambda s: int(s.removeprefix("seed")))
         if not seeds:
             continue
-        gains = [vals[s] - ref[s] for s in seeds]
+        gains = [runs[s]["final"][metric] - ref[s]["final"][metric] for s in seeds]
         g, half = ci95(gains)
-        out.append({"tag": folder.name, "n": len(seeds), "mean": sum(vals[s] for s in seeds) / len(seeds),
-                    "gain": g, "half": half, "gains": gains})
+        times = [(runs[s].get("train_s"), ref[s].get("train_s")) for s in seeds]
+        ratios = None if any(a is None or not b for a, b in times) else [a / b for a, b in times]
+        out.append({"tag": folder.name, "n": len(seeds),
+                    "mean": sum(runs[s]["final"][metric] for s in seeds) / len(seeds),
+                    "gain": g, "half": half, "sd": mean_std(gains)[1], "positive": sum(x > 0 for x in gains),
+                    "gains": gains,
+                    "diagonal": _mean_or_none([diagonal(runs[s], metric) for s in seeds]),
+                    "base_diagonal": _mean_or_none([diagonal(ref[s], metric) for s in seeds]),
+                    "time_ratios": ratios})
     return out
 
 
 def markdown(table: list[dict], base_name: str, metric: str) -> str:
-    lines = [f"| run | {metric} (mean) | paired gain vs {base_name} (95% CI) | per seed | n |", "|---|---|---|---|---|"]
+    lines = [f"| run | {metric} (mean) | paired gain vs {base_name} (95% CI) | sd | positive | per seed | n "
+             f"| diagonal (run / base) | training time × base (min–max) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         per_seed = ", ".join(f"{x:+.2f}" for x in r["gains"])
-        lines.append(f"| {r['tag']} | {r['mean']:.2f} | {r['gain']:+.2f} ± {r['half']:.2f} | {per_seed} | {r['n']} |")
+        diag = "–" if r["diagonal"] is None or r["base_diagonal"] is None else \
+            f"{r['diagonal']:.1f} / {r['base_diagonal']:.1f}"
+        t = r["time_ratios"]
+        time = "–" if not t else f"{sum(t) / len(t):.2f} ({min(t):.2f}–{max(t):.2f})"
+        lines.append(f"| {r['tag']} | {r['mean']:.2f} | {r['gain']:+.2f} ± {r['half']:.2f} | {r['sd']:.2f} "
+                     f"| {r['positive']}/{r['n']} | {per_seed} | {r['n']} | {diag} | {time} |")
     return "\n".join(lines)
 
 

@@ -159,28 +159,39 @@ def test_make_bench_names_only_real_suites_tags_and_options():
 
 
 def test_paired_gains_against_a_base_of_another_suite(tmp_path):
-    """bench/paired.py: seed pairing (only shared, completed seeds), exact gains and interval, a cross-suite base."""
+    """bench/paired.py: seed pairing (only shared, completed seeds), exact gains, interval, sd, positive count,
+    diagonal and training-time ratio, a cross-suite base."""
     import json
 
     paired = load("paired")
 
-    def write(suite: str, tag: str, seed: int, class_il: float, status: str = "completed") -> None:
+    def write(suite: str, tag: str, seed: int, class_il: float, status: str = "completed",
+              diag: tuple[float, float] | None = None, train_s: float | None = None) -> None:
         d = tmp_path / suite / tag / f"seed{seed}"
         d.mkdir(parents=True)
-        d.joinpath("results.json").write_text(json.dumps({"status": status, "final": {"class_il": class_il}}))
+        r = {"status": status, "final": {"class_il": class_il}, "train_s": train_s}
+        if diag:  # a two-task class-IL matrix: diag on the diagonal, None above it
+            r["accuracy_matrices"] = {"net": {"class_il": [[diag[0], None], [10.0, diag[1]]]}}
+        d.joinpath("results.json").write_text(json.dumps(r))
 
     for seed, v in enumerate([40.0, 42.0, 44.0]):
-        write("base_suite", "er_hard", seed, v)
-    write("variant", "er_ddn", 0, 41.0)
-    write("variant", "er_ddn", 2, 47.0)
+        write("base_suite", "er_hard", seed, v, diag=(80.0, 90.0), train_s=100.0)
+    write("variant", "er_ddn", 0, 41.0, diag=(70.0, 80.0), train_s=120.0)
+    write("variant", "er_ddn", 2, 43.0, diag=(60.0, 70.0), train_s=130.0)
     write("variant", "er_ddn", 10, 50.0)  # no base run of seed 10: not paired
     write("variant", "er_frozen", 1, 30.0, status="failed")  # unfinished: no row
+    write("variant", "er_old", 0, 45.0)  # an older run without matrix or timing: those cells say so
     table = paired.rows(tmp_path / "variant", tmp_path / "base_suite" / "er_hard")
-    assert [r["tag"] for r in table] == ["er_ddn"]
+    assert [r["tag"] for r in table] == ["er_ddn", "er_old"]
     r = table[0]
-    assert r["n"] == 2 and r["mean"] == pytest.approx(44.0) and r["gains"] == pytest.approx([1.0, 3.0])
-    assert r["gain"] == pytest.approx(2.0) and r["half"] == pytest.approx(12.706 * 1.0, rel=1e-3)  # sd √2 / √2
+    assert r["n"] == 2 and r["mean"] == pytest.approx(42.0) and r["gains"] == pytest.approx([1.0, -1.0])
+    assert r["gain"] == pytest.approx(0.0) and r["sd"] == pytest.approx(2 ** 0.5) and r["positive"] == 1
+    assert r["half"] == pytest.approx(12.706 * 1.0, rel=1e-3)  # sd √2 / √2
+    assert r["diagonal"] == pytest.approx(70.0) and r["base_diagonal"] == pytest.approx(85.0)
+    assert r["time_ratios"] == pytest.approx([1.2, 1.3])
     md = paired.markdown(table, "base_suite/er_hard", "class_il")
-    assert "| er_ddn | 44.00 | +2.00 ± 12.71 | +1.00, +3.00 | 2 |" in md
+    row = "| er_ddn | 42.00 | +0.00 ± 12.71 | 1.41 | 1/2 | +1.00, -1.00 | 2 | 70.0 / 85.0 | 1.25 (1.20–1.30) |"
+    assert row in md
+    assert "| er_old | 45.00 | +5.00 ± nan | 0.00 | 1/1 | +5.00 | 1 | – | – |" in md
     # a base inside the suite is not paired with itself
     assert [r["tag"] for r in paired.rows(tmp_path / "base_suite", tmp_path / "base_suite" / "er_hard")] == []
