@@ -90,6 +90,9 @@ bench-cifar: setup data
 	test -d data/cifar10_q50 || $(PY) bench/reencode_jpeg.py data/cifar10 data/cifar10_q50 --quality 50
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 1 --out cifar_erace_q50 --extra dataset.root=data/cifar10_q50
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
+	$(PY) bench/run.py cifar_online --only erace_hard erace_ddn --seeds 3 --out cifar_erace_aug --extra setting.augment=true
+	$(PY) bench/run.py cifar_online --only erace_hard --first-seed 3 --seeds 2 --out cifar_erace_aug --extra setting.augment=true
+	$(PY) bench/paired.py cifar_erace_aug erace_hard
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 50 --out cifar_buffer50
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 500 --out cifar_buffer500
@@ -112,7 +115,9 @@ bench-cifar: setup data
 	$(PY) bench/alignment.py cifar_online_aug
 	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true --seeds 3 --out cifar_online_aug_separate \
 		--extra diagnostics.align_every=100 setting.concat_forward=false
-	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true er_ddn_augment-true er_ddn_frozen_augment-true \
+	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true er_ddn_augment-true \
+		--seeds 18 --out cifar_online_aug_lr001 --extra diagnostics.align_every=100 baseline.lr.online=0.01
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_frozen_augment-true \
 		--seeds 10 --out cifar_online_aug_lr001 --extra diagnostics.align_every=100 baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true task_il
