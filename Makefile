@@ -93,9 +93,11 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_online --only erace_hard erace_ddn --seeds 3 --out cifar_erace_aug --extra setting.augment=true
 	$(PY) bench/run.py cifar_online --only erace_hard --first-seed 3 --seeds 2 --out cifar_erace_aug --extra setting.augment=true
 	$(PY) bench/paired.py cifar_erace_aug erace_hard
+	$(PY) bench/paired.py cifar_erace_aug erace_hard task_il
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard
+	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard task_il
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 50 --out cifar_buffer50
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 500 --out cifar_buffer500
