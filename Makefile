@@ -94,10 +94,25 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_online --only erace_hard --first-seed 3 --seeds 2 --out cifar_erace_aug --extra setting.augment=true
 	$(PY) bench/paired.py cifar_erace_aug erace_hard
 	$(PY) bench/paired.py cifar_erace_aug erace_hard task_il
-	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_aug_lr001 \
+	$(PY) bench/run.py cifar_online --only erace_hard erace_ddn --seeds 3 --out cifar_erace_aug_lr001 \
+		--extra setting.augment=true baseline.lr.online=0.01
+	$(PY) bench/run.py cifar_online --only erace_hard --first-seed 3 --seeds 2 --out cifar_erace_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard
 	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard task_il
+	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard
+	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard task_il
+	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 3 --out cifar_erace_aug_lr001_old_to_old-true \
+		--extra setting.augment=true baseline.lr.online=0.01 ddn.old_to_old=true
+	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 5 --out cifar_erace_aug_lr001_val_source-heldout_buffer \
+		--extra setting.augment=true baseline.lr.online=0.01 ddn.val_source=heldout_buffer
+	$(PY) bench/paired.py cifar_erace_aug_lr001_old_to_old-true cifar_erace_aug_lr001/erace_hard
+	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard
+	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard task_il
+	$(PY) bench/run.py cifar_online --only derpp_hard derpp_ddn --seeds 2 --out cifar_derpp_aug_lr001 \
+		--extra setting.augment=true baseline.lr.online=0.01
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard task_il
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 50 --out cifar_buffer50
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 500 --out cifar_buffer500
@@ -120,10 +135,8 @@ bench-cifar: setup data
 	$(PY) bench/alignment.py cifar_online_aug
 	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true --seeds 3 --out cifar_online_aug_separate \
 		--extra diagnostics.align_every=100 setting.concat_forward=false
-	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true er_ddn_augment-true \
+	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true er_ddn_augment-true er_ddn_frozen_augment-true \
 		--seeds 18 --out cifar_online_aug_lr001 --extra diagnostics.align_every=100 baseline.lr.online=0.01
-	$(PY) bench/run.py cifar_online_aug --only er_ddn_frozen_augment-true \
-		--seeds 10 --out cifar_online_aug_lr001 --extra diagnostics.align_every=100 baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_ddn_frozen_augment-true

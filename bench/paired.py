@@ -74,7 +74,10 @@ def markdown(table: list[dict], base_name: str, metric: str) -> str:
             f"{r['diagonal']:.1f} / {r['base_diagonal']:.1f}"
         t = r["time_ratios"]
         time = "–" if not t else f"{sum(t) / len(t):.2f} ({min(t):.2f}–{max(t):.2f})"
-        lines.append(f"| {r['tag']} | {r['mean']:.2f} | {r['gain']:+.2f} ± {r['half']:.2f} | {r['sd']:.2f} "
+        # one seed has no interval and no spread: say so rather than print "± nan"
+        gain, sd = (f"{r['gain']:+.2f} (one seed)", "–") if r["n"] < 2 else \
+            (f"{r['gain']:+.2f} ± {r['half']:.2f}", f"{r['sd']:.2f}")
+        lines.append(f"| {r['tag']} | {r['mean']:.2f} | {gain} | {sd} "
                      f"| {r['positive']}/{r['n']} | {per_seed} | {r['n']} | {diag} | {time} |")
     return "\n".join(lines)
 

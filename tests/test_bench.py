@@ -192,6 +192,6 @@ def test_paired_gains_against_a_base_of_another_suite(tmp_path):
     md = paired.markdown(table, "base_suite/er_hard", "class_il")
     row = "| er_ddn | 42.00 | +0.00 ± 12.71 | 1.41 | 1/2 | +1.00, -1.00 | 2 | 70.0 / 85.0 | 1.25 (1.20–1.30) |"
     assert row in md
-    assert "| er_old | 45.00 | +5.00 ± nan | 0.00 | 1/1 | +5.00 | 1 | – | – |" in md
+    assert "| er_old | 45.00 | +5.00 (one seed) | – | 1/1 | +5.00 | 1 | – | – |" in md
     # a base inside the suite is not paired with itself
     assert [r["tag"] for r in paired.rows(tmp_path / "base_suite", tmp_path / "base_suite" / "er_hard")] == []
