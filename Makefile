@@ -109,7 +109,7 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_erace_aug_lr001_old_to_old-true cifar_erace_aug_lr001/erace_hard
 	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard
 	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard task_il
-	$(PY) bench/run.py cifar_online --only derpp_hard derpp_ddn --seeds 3 --out cifar_derpp_aug_lr001 \
+	$(PY) bench/run.py cifar_online --only derpp_hard derpp_ddn --seeds 8 --out cifar_derpp_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard task_il
