@@ -113,6 +113,12 @@ bench-cifar: setup data
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard task_il
+	$(PY) bench/run.py cifar_online --only clser_hard clser_ddn --seeds 5 --out cifar_clser_aug_lr001 \
+		--extra setting.augment=true baseline.lr.online=0.01
+	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard
+	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard task_il
+	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_aug --extra setting.augment=true
+	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 50 --out cifar_buffer50
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 500 --out cifar_buffer500
