@@ -1,11 +1,12 @@
-"""Paired gains of every run folder of a suite against a base folder: ``python bench/paired.py SUITE BASE [METRIC]``.
+"""Paired gains of every run folder of a suite against a base folder: ``python bench/paired.py SUITE BASE [METRIC [MODEL]]``.
 
 BASE is a run folder of the suite (``er_hard``) or of another suite (``cifar_online_aug/er_hard_augment-true``:
 the runs of an ``--out`` variant against the base arm they share seeds with). Pairs by seed
 (``<suite>/<tag>/seed<k>/results.json``); prints, Markdown, per run folder: its mean, the paired gain's mean ±
 95% t-interval, the gains' sd and how many are positive, the per-seed gains and n, the diagonal of the metric's
 accuracy matrix (accuracy on each task just after learning it, mean over tasks and seeds) beside the base's, and
-the training time as a multiple of the base's on the same seed (mean, min–max).
+the training time as a multiple of the base's on the same seed (mean, min–max). MODEL (CLS-ER's ``plastic`` or
+``working``) pairs that model's final accuracy (the mean of its matrix's last row) instead of the reported one.
 """
 from __future__ import annotations
 
@@ -30,17 +31,26 @@ def load(folder: Path) -> dict[str, dict]:
     return out
 
 
-def diagonal(result: dict, metric: str) -> float | None:
-    """Mean accuracy on each task right after training on it (the network's ``metric`` matrix), None without it."""
-    m = (result.get("accuracy_matrices") or {}).get("net", {}).get(metric)
+def diagonal(result: dict, metric: str, model: str | None = None) -> float | None:
+    """Mean accuracy on each task right after training on it (``model``'s ``metric`` matrix, by default the
+    reported model's), None without it."""
+    m = (result.get("accuracy_matrices") or {}).get(model or result.get("reported_model", "net"), {}).get(metric)
     return sum(m[i][i] for i in range(len(m))) / len(m) if m else None
+
+
+def final(result: dict, metric: str, model: str | None = None) -> float:
+    """The final ``metric`` of the reported model, or of ``model``: the mean of its matrix's last row."""
+    if model is None:
+        return result["final"][metric]
+    last = result["accuracy_matrices"][model][metric][-1]
+    return sum(last) / len(last)
 
 
 def _mean_or_none(values: list[float | None]) -> float | None:
     return None if not values or any(v is None for v in values) else sum(values) / len(values)
 
 
-def rows(suite: Path, base: Path, metric: str = "class_il") -> list[dict]:
+def rows(suite: Path, base: Path, metric: str = "class_il", model: str | None = None) -> list[dict]:
     """One row per run folder of ``suite`` (other than ``base``) sharing seeds with ``base``: its mean over the
     shared seeds, the paired gain's mean, 95% half-width, sd and positive count, the per-seed gains in seed order,
     both arms' mean diagonal and the per-seed training-time ratios (None where a run lacks the field)."""
@@ -51,16 +61,16 @@ def rows(suite: Path, base: Path, metric: str = "class_il") -> list[dict]:
         seeds = sorted(set(runs) & set(ref), key=lambda s: int(s.removeprefix("seed")))
         if not seeds:
             continue
-        gains = [runs[s]["final"][metric] - ref[s]["final"][metric] for s in seeds]
+        gains = [final(runs[s], metric, model) - final(ref[s], metric, model) for s in seeds]
         g, half = ci95(gains)
         times = [(runs[s].get("train_s"), ref[s].get("train_s")) for s in seeds]
         ratios = None if any(a is None or not b for a, b in times) else [a / b for a, b in times]
         out.append({"tag": folder.name, "n": len(seeds),
-                    "mean": sum(runs[s]["final"][metric] for s in seeds) / len(seeds),
+                    "mean": sum(final(runs[s], metric, model) for s in seeds) / len(seeds),
                     "gain": g, "half": half, "sd": mean_std(gains)[1], "positive": sum(x > 0 for x in gains),
                     "gains": gains,
-                    "diagonal": _mean_or_none([diagonal(runs[s], metric) for s in seeds]),
-                    "base_diagonal": _mean_or_none([diagonal(ref[s], metric) for s in seeds]),
+                    "diagonal": _mean_or_none([diagonal(runs[s], metric, model) for s in seeds]),
+                    "base_diagonal": _mean_or_none([diagonal(ref[s], metric, model) for s in seeds]),
                     "time_ratios": ratios})
     return out
 
@@ -85,10 +95,11 @@ def markdown(table: list[dict], base_name: str, metric: str) -> str:
 def main() -> None:
     suite, base_name = OUT / sys.argv[1], sys.argv[2]
     metric = sys.argv[3] if len(sys.argv) > 3 else "class_il"
+    model = sys.argv[4] if len(sys.argv) > 4 else None
     base = OUT / base_name if "/" in base_name else suite / base_name
     if not base.is_dir():
         sys.exit(f"paired.py: no run folder {base}; BASE is a tag of {suite.name} or SUITE/TAG under bench/out")
-    print(markdown(rows(suite, base, metric), base_name, metric))
+    print(markdown(rows(suite, base, metric, model), base_name, metric if model is None else f"{metric} ({model})"))
 
 
 if __name__ == "__main__":

@@ -195,3 +195,22 @@ def test_paired_gains_against_a_base_of_another_suite(tmp_path):
     assert "| er_old | 45.00 | +5.00 (one seed) | – | 1/1 | +5.00 | 1 | – | – |" in md
     # a base inside the suite is not paired with itself
     assert [r["tag"] for r in paired.rows(tmp_path / "base_suite", tmp_path / "base_suite" / "er_hard")] == []
+
+
+def test_paired_gains_of_a_named_model(tmp_path):
+    """bench/paired.py SUITE BASE METRIC MODEL: CLS-ER's other models pair on their matrix's last row; the diagonal
+    defaults to the reported model's matrix."""
+    import json
+
+    paired = load("paired")
+    for tag, plastic_last, stable_diag in (("clser_hard", [30.0, 50.0], 70.0), ("clser_ddn", [36.0, 50.0], 60.0)):
+        d = tmp_path / "s" / tag / "seed0"
+        d.mkdir(parents=True)
+        d.joinpath("results.json").write_text(json.dumps({
+            "status": "completed", "final": {"class_il": 45.0}, "reported_model": "stable",
+            "accuracy_matrices": {"stable": {"class_il": [[stable_diag, None], [10.0, stable_diag]]},
+                                  "plastic": {"class_il": [[90.0, None], plastic_last]}}}))
+    stable, = paired.rows(tmp_path / "s", tmp_path / "s" / "clser_hard")
+    assert stable["gains"] == [0.0] and (stable["diagonal"], stable["base_diagonal"]) == (60.0, 70.0)
+    plastic, = paired.rows(tmp_path / "s", tmp_path / "s" / "clser_hard", "class_il", "plastic")
+    assert plastic["mean"] == 43.0 and plastic["gains"] == [3.0] and plastic["diagonal"] == 70.0
