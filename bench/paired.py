@@ -14,10 +14,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 
+from src.metrics import average_accuracy  # noqa: E402
 from src.report import ci95, mean_std  # noqa: E402
 
 
@@ -39,11 +42,10 @@ def diagonal(result: dict, metric: str, model: str | None = None) -> float | Non
 
 
 def final(result: dict, metric: str, model: str | None = None) -> float:
-    """The final ``metric`` of the reported model, or of ``model``: the mean of its matrix's last row."""
+    """The final ``metric`` of the reported model, or of ``model`` (the average accuracy of its matrix)."""
     if model is None:
         return result["final"][metric]
-    last = result["accuracy_matrices"][model][metric][-1]
-    return sum(last) / len(last)
+    return average_accuracy(np.array(result["accuracy_matrices"][model][metric], dtype=float))
 
 
 def _mean_or_none(values: list[float | None]) -> float | None:
@@ -61,12 +63,13 @@ def rows(suite: Path, base: Path, metric: str = "class_il", model: str | None = 
         seeds = sorted(set(runs) & set(ref), key=lambda s: int(s.removeprefix("seed")))
         if not seeds:
             continue
-        gains = [final(runs[s], metric, model) - final(ref[s], metric, model) for s in seeds]
+        values = [final(runs[s], metric, model) for s in seeds]
+        gains = [v - final(ref[s], metric, model) for v, s in zip(values, seeds)]
         g, half = ci95(gains)
         times = [(runs[s].get("train_s"), ref[s].get("train_s")) for s in seeds]
         ratios = None if any(a is None or not b for a, b in times) else [a / b for a, b in times]
         out.append({"tag": folder.name, "n": len(seeds),
-                    "mean": sum(final(runs[s], metric, model) for s in seeds) / len(seeds),
+                    "mean": sum(values) / len(values),
                     "gain": g, "half": half, "sd": mean_std(gains)[1], "positive": sum(x > 0 for x in gains),
                     "gains": gains,
                     "diagonal": _mean_or_none([diagonal(runs[s], metric, model) for s in seeds]),
