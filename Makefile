@@ -113,12 +113,16 @@ bench-cifar: setup data
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard task_il
-	$(PY) bench/run.py cifar_online --only clser_hard clser_ddn --seeds 5 --out cifar_clser_aug_lr001 \
+	$(PY) bench/run.py cifar_online --only clser_hard clser_ddn --seeds 8 --out cifar_clser_aug_lr001 \
+		--extra setting.augment=true baseline.lr.online=0.01
+	$(PY) bench/run.py cifar_frozen --only clser_ddn_frozen --seeds 8 --out cifar_clser_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard task_il
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard class_il plastic
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard class_il working
+	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen
+	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen class_il plastic
 	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_aug --extra setting.augment=true
 	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
@@ -149,6 +153,13 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_ddn_frozen_augment-true
 	$(PY) bench/alignment.py cifar_online_aug_lr001
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 5 --out cifar_online_aug_lr001_val_source-heldout_buffer \
+		--extra baseline.lr.online=0.01 ddn.val_source=heldout_buffer diagnostics.align_every=100
+	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_hard_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_ddn_frozen_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_ddn_augment-true
+	$(PY) bench/alignment.py cifar_online_aug_lr001_val_source-heldout_buffer
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true er_ddn_frozen_augment-true --seeds 3 \
 		--out cifar_online_aug_alpha-0.3 --extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/paired.py cifar_online_aug_alpha-0.3 cifar_online_aug/er_hard_augment-true

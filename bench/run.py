@@ -73,6 +73,8 @@ SUITES = {
     # the ER-ACE paper's other online column (crop + flip on stream and buffer draws): the ER anchor 40.3 and DDN there
     "cifar_online_aug": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["hard", "ddn", "ddn_frozen"],
                                        [["setting.augment=true"]])],
+    # the frozen-label control (the α-term with DDN's untrained labels) for the methods other than ER
+    "cifar_frozen": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace", "clser"], ["ddn_frozen"])],
     "cifar_methods": lambda: [*grid(["dataset=seq_cifar10"], ["derpp", "erace"], ["hard", "ddn"])],
     # is DDN's effect on CIFAR-10 the extra buffer weight or the learned labels? (the two controls of issue #3)
     "cifar_controls": lambda: [*grid(["dataset=seq_cifar10"], ["er"], ["hard_extra", "ddn_frozen"])],
