@@ -122,7 +122,9 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard class_il plastic
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard class_il working
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen
+	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen task_il
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen class_il plastic
+	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen class_il working
 	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_aug --extra setting.augment=true
 	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
