@@ -6,7 +6,7 @@ the runs of an ``--out`` variant against the base arm they share seeds with). Pa
 95% t-interval, the gains' sd and how many are positive, the per-seed gains and n, the diagonal of the metric's
 accuracy matrix (accuracy on each task just after learning it, mean over tasks and seeds) beside the base's, and
 the training time as a multiple of the base's on the same seed (mean, min–max). MODEL (CLS-ER's ``plastic`` or
-``working``) pairs that model's final accuracy (the mean of its matrix's last row) instead of the reported one.
+``working``) pairs that model's final figure (``plastic_class_il``, ``plastic_forgetting``, …) instead of the reported one.
 """
 from __future__ import annotations
 
@@ -14,13 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 
-from src.metrics import average_accuracy  # noqa: E402
 from src.report import ci95, mean_std  # noqa: E402
 
 
@@ -42,10 +39,9 @@ def diagonal(result: dict, metric: str, model: str | None = None) -> float | Non
 
 
 def final(result: dict, metric: str, model: str | None = None) -> float:
-    """The final ``metric`` of the reported model, or of ``model`` (the average accuracy of its matrix)."""
-    if model is None:
-        return result["final"][metric]
-    return average_accuracy(np.array(result["accuracy_matrices"][model][metric], dtype=float))
+    """The final ``metric`` of the reported model, or of ``model`` (results.json keeps another model's as
+    ``<model>_<metric>``)."""
+    return result["final"][metric if model in (None, result.get("reported_model")) else f"{model}_{metric}"]
 
 
 def _mean_or_none(values: list[float | None]) -> float | None:

@@ -198,7 +198,7 @@ def test_paired_gains_against_a_base_of_another_suite(tmp_path):
 
 
 def test_paired_gains_of_a_named_model(tmp_path):
-    """bench/paired.py SUITE BASE METRIC MODEL: CLS-ER's other models pair on their matrix's last row; the diagonal
+    """bench/paired.py SUITE BASE METRIC MODEL: CLS-ER's other models pair on their own final figure; the diagonal
     defaults to the reported model's matrix."""
     import json
 
@@ -207,7 +207,8 @@ def test_paired_gains_of_a_named_model(tmp_path):
         d = tmp_path / "s" / tag / "seed0"
         d.mkdir(parents=True)
         d.joinpath("results.json").write_text(json.dumps({
-            "status": "completed", "final": {"class_il": 45.0}, "reported_model": "stable",
+            "status": "completed", "reported_model": "stable",
+            "final": {"class_il": 45.0, "plastic_class_il": sum(plastic_last) / 2},
             "accuracy_matrices": {"stable": {"class_il": [[stable_diag, None], [10.0, stable_diag]]},
                                   "plastic": {"class_il": [[90.0, None], plastic_last]}}}))
     stable, = paired.rows(tmp_path / "s", tmp_path / "s" / "clser_hard")
