@@ -96,7 +96,9 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_erace_aug erace_hard task_il
 	$(PY) bench/run.py cifar_online --only erace_hard erace_ddn --seeds 3 --out cifar_erace_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
-	$(PY) bench/run.py cifar_online --only erace_hard --first-seed 3 --seeds 2 --out cifar_erace_aug_lr001 \
+	$(PY) bench/run.py cifar_online --only erace_hard --first-seed 3 --seeds 5 --out cifar_erace_aug_lr001 \
+		--extra setting.augment=true baseline.lr.online=0.01
+	$(PY) bench/run.py cifar_frozen --only erace_ddn_frozen --seeds 8 --out cifar_erace_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard
 	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard task_il
@@ -104,15 +106,21 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard task_il
 	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 3 --out cifar_erace_aug_lr001_old_to_old-true \
 		--extra setting.augment=true baseline.lr.online=0.01 ddn.old_to_old=true
-	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 5 --out cifar_erace_aug_lr001_val_source-heldout_buffer \
+	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 8 --out cifar_erace_aug_lr001_val_source-heldout_buffer \
 		--extra setting.augment=true baseline.lr.online=0.01 ddn.val_source=heldout_buffer
 	$(PY) bench/paired.py cifar_erace_aug_lr001_old_to_old-true cifar_erace_aug_lr001/erace_hard
 	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard
 	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard task_il
+	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_ddn_frozen
+	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_ddn_frozen task_il
 	$(PY) bench/run.py cifar_online --only derpp_hard derpp_ddn --seeds 8 --out cifar_derpp_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard
+	$(PY) bench/run.py cifar_frozen --only derpp_ddn_frozen --seeds 8 --out cifar_derpp_aug_lr001 \
+		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard task_il
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen task_il
 	$(PY) bench/run.py cifar_online --only clser_hard clser_ddn --seeds 8 --out cifar_clser_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_frozen --only clser_ddn_frozen --seeds 8 --out cifar_clser_aug_lr001 \
