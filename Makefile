@@ -135,6 +135,9 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen class_il working
 	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_aug --extra setting.augment=true
 	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_lr001 --extra baseline.lr.online=0.01
+	$(PY) bench/run.py cifar_online --only clser_hard --seeds 2 --out cifar_clser_aug_lr0003 \
+		--extra setting.augment=true baseline.lr.online=0.003
+	$(PY) bench/paired.py cifar_clser_aug_lr0003 cifar_clser_aug_lr001/clser_hard
 	$(PY) bench/run.py cifar_center --only er_ddn_center_hypergrad-true --seeds 1
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 50 --out cifar_buffer50
 	$(PY) bench/run.py cifar_core --only er_hard er_ddn --seeds 5 --buffer 500 --out cifar_buffer500
