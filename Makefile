@@ -104,6 +104,7 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard task_il
 	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard
 	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard task_il
+	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard forgetting
 	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 3 --out cifar_erace_aug_lr001_old_to_old-true \
 		--extra setting.augment=true baseline.lr.online=0.01 ddn.old_to_old=true
 	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 8 --out cifar_erace_aug_lr001_val_source-heldout_buffer \
@@ -115,12 +116,14 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_ddn_frozen task_il
 	$(PY) bench/run.py cifar_online --only derpp_hard derpp_ddn --seeds 8 --out cifar_derpp_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
-	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard
 	$(PY) bench/run.py cifar_frozen --only derpp_ddn_frozen --seeds 8 --out cifar_derpp_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard task_il
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard forgetting
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen task_il
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen forgetting
 	$(PY) bench/run.py cifar_online --only clser_hard clser_ddn --seeds 8 --out cifar_clser_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_frozen --only clser_ddn_frozen --seeds 8 --out cifar_clser_aug_lr001 \
