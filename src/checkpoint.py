@@ -112,15 +112,19 @@ def load_unfinished(cfg: DictConfig) -> dict[str, Any] | None:
 
 
 class Checkpointer(pl.Callback):
-    """Saves ``last.ckpt`` every ``every_n_steps`` training steps (0: only at task ends) and at task ends."""
+    """Saves ``last.ckpt`` every ``every_n_steps`` training steps (0: only at task ends) and at task ends;
+    with ``keep_task_ends`` also ``task<t>.ckpt`` after each task t, which later saves do not overwrite."""
 
-    def __init__(self, run_dir: Path, every_n_steps: int, config: dict[str, Any], enabled: bool = True) -> None:
+    def __init__(self, run_dir: Path, every_n_steps: int, config: dict[str, Any], enabled: bool = True,
+                 keep_task_ends: bool = False) -> None:
         self.path = run_dir / CHECKPOINT_DIR / LAST
-        self.every, self.config, self.enabled = every_n_steps, config, enabled
+        self.every, self.config, self.enabled, self.keep_task_ends = every_n_steps, config, enabled, keep_task_ends
         self.snapshot_extra: Any = None  # set by the task loop: returns the run record's state
         self.snapshot_diagnostics: Any = None  # set by train: returns the gradient-alignment record's state
 
-    def save(self, learner, position: Position, optimizer_state: dict | None = None) -> None:
+    def save(self, learner, position: Position, optimizer_state: dict | None = None,
+             task_end: int | None = None) -> None:
+        """Write ``last.ckpt``; ``task_end``: the task that just ended (kept apart with ``keep_task_ends``)."""
         # the rank is read here, not at construction: DDP processes join their group at the first fit
         if not self.enabled or rank_world()[0] != 0:
             return
@@ -135,6 +139,8 @@ class Checkpointer(pl.Callback):
             "rng": rng_state(),
         }
         save_atomic(payload, self.path)
+        if self.keep_task_ends and task_end is not None:
+            save_atomic(payload, self.path.with_name(f"task{task_end}.ckpt"))
         # a small readable sidecar: where the last checkpoint stands (also what the kill test polls)
         info = self.path.with_suffix(".json")
         tmp = info.with_suffix(f".json.tmp{os.getpid()}")

@@ -91,5 +91,5 @@ def run_tasks(learner: ContinualLearner, stream: TaskStream, make_trainer: Calla
                          metrics.summarise(rec.task_il[name], t))
         rec.eval_seconds += time.perf_counter() - t0
         if checkpointer is not None:
-            checkpointer.save(learner, Position(t + 1, 0, 0))
+            checkpointer.save(learner, Position(t + 1, 0, 0), task_end=t)
     return rec

@@ -120,7 +120,7 @@ def run(cfg: DictConfig, checkpoint: dict[str, Any] | None = None) -> RunOutput:
 
     align = GradientAlignment(stream, cfg.diagnostics.align_every, cfg.diagnostics.align_samples, cfg.seed)
     checkpointer = Checkpointer(out_dir, cfg.checkpoint.every_n_steps, OmegaConf.to_container(cfg, resolve=True),
-                                enabled=cfg.checkpoint.enabled)
+                                enabled=cfg.checkpoint.enabled, keep_task_ends=cfg.checkpoint.keep_task_ends)
     checkpointer.snapshot_diagnostics = align.state_dict
     start, rec = None, None
     if checkpoint is not None:

@@ -156,6 +156,11 @@ def test_make_bench_names_only_real_suites_tags_and_options():
             folder, tag = base.split("/") if "/" in base else (suite, base)
             assert (folder, tag) in written, f"make bench: `{line.strip()}` pairs with a run the recipe never makes"
             assert any(out == suite for out, _ in written), f"make bench: `{line.strip()}`: no run writes {suite}"
+        if "bench/buffer_labels.py" in line:  # every folder it reads: bench/out/SUITE/TAG of a run the recipe makes
+            for path in shlex.split(line.split("bench/buffer_labels.py", 1)[1]):
+                if not path.startswith("-"):
+                    folder, tag = Path(path).relative_to("bench/out").parts
+                    assert (folder, tag) in written, f"make bench: `{line.strip()}` reads {path}, which no run writes"
 
 
 def test_paired_gains_against_a_base_of_another_suite(tmp_path):
@@ -215,3 +220,47 @@ def test_paired_gains_of_a_named_model(tmp_path):
     assert stable["gains"] == [0.0] and (stable["diagonal"], stable["base_diagonal"]) == (60.0, 70.0)
     plastic, = paired.rows(tmp_path / "s", tmp_path / "s" / "clser_hard", "class_il", "plastic")
     assert plastic["mean"] == 43.0 and plastic["gains"] == [3.0] and plastic["diagonal"] == 70.0
+
+
+def test_buffer_label_flows_exact_values():
+    """bench/buffer_labels.py's summary on hand-made labels: flip share, true-class mass, where flips point."""
+    import torch
+
+    y = torch.tensor([0, 1, 2, 3, 4, 5])  # 2 classes per task: tasks 0, 0, 1, 1, 2, 2; task 2 is the current one
+    target = torch.tensor([0, 0, 5, 3, 0, 0])  # 1 -> its own task, 2 -> a later task, 4 and 5 -> an earlier one
+    probs = torch.nn.functional.one_hot(target, 6).float() * 0.7 + 0.05
+    s = load("buffer_labels").summarise(y, y // 2, probs, current_task=2, classes_per_task=2, n_tasks=3)
+    assert s["n"] == 6 and s["flipped"] == pytest.approx(4 / 6)
+    assert s["true_mass"] == pytest.approx((2 * 0.75 + 4 * 0.05) / 6)
+    assert (s["to_same_task"], s["to_earlier_task"], s["to_later_task"]) == (0.25, 0.5, 0.25)
+    assert s["from_current_task"] == 0.5 and s["into_one_class"] == 0.75  # class 0 takes 3 of the 4 flips
+    assert s["task_matrix"] == [[2, 0, 0], [0, 1, 1], [2, 0, 0]]
+    assert s["top_flips"] == [(1, 0, 1), (2, 5, 1), (4, 0, 1), (5, 0, 1)]
+
+
+def test_buffer_labels_of_a_run_kept_after_every_task(cfg_factory):
+    """checkpoint.keep_task_ends keeps task<t>.ckpt beside last.ckpt; the untrained DDN label of every buffer
+    sample is softmax over the seen classes of 8 * one_hot: e^8 / (e^8 + seen - 1) on the true class."""
+    import math
+
+    from src.train import train
+
+    bl = load("buffer_labels")
+    cfg = cfg_factory("labels=ddn_frozen", "buffer=30", "logger=none", "checkpoint.keep_task_ends=true")
+    train(cfg)
+    folder = Path(cfg.output_dir) / "checkpoints"
+    assert sorted(p.name for p in folder.glob("*.ckpt")) == ["last.ckpt", "task0.ckpt", "task1.ckpt"]
+    rows = [bl.buffer_labels(p) for p in bl.checkpoints([str(cfg.output_dir)], task_ends=True)]
+    assert [r["task"] for r in rows] == [0, 1]
+    for r, seen in zip(rows, (5, 10)):
+        assert r["flipped"] == 0 and r["n"] == 30 and sum(map(sum, r["task_matrix"])) == 30
+        assert r["true_mass"] == pytest.approx(math.exp(8) / (math.exp(8) + seen - 1), abs=1e-6)
+    assert sum(rows[0]["task_matrix"][1]) == 0 and sum(rows[1]["task_matrix"][1]) > 0  # task 1 enters the buffer
+    assert "after task 1" in bl.markdown(rows, by_task=True)
+
+    hard = cfg_factory("buffer=30", "logger=none", out="hard")
+    train(hard)
+    assert not list((Path(hard.output_dir) / "checkpoints").glob("task*.ckpt"))  # off by default
+    assert bl.buffer_labels(Path(hard.output_dir) / "checkpoints" / "last.ckpt") is None  # no learned labels
+    with pytest.raises(SystemExit, match="keep_task_ends=true"):
+        bl.checkpoints([str(hard.output_dir)], task_ends=True)
