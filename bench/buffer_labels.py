@@ -7,9 +7,10 @@ statistics, the running ones untouched, as the gradient-alignment diagnostic doe
 share of samples whose label argmax is not their class ("flipped"), the mean mass on the true class, where the
 flips point (a class of the sample's own task, of an earlier task or of a later one), the share of flipped
 samples that belong to the current task, the share of flips that land on one single class, the "task of the
-sample → task of its label's argmax" counts and the largest class → class flows. Then one line per arm (the
-folder above the seed folders): means over its runs. Runs without a learned-label plug-in (``labels=hard``,
-``smooth``, ...) are skipped. Markdown on stdout.
+sample → task of its label's argmax" counts and the largest class → class flows. Then one line per arm (SUITE/TAG,
+the folders above the seed folders): means over its runs. Skipped: runs without a learned-label plug-in
+(``labels=hard``, ``smooth``, ...) and, without ``--task-ends``, runs with no ``results.json`` (still running, or
+killed: their last checkpoint is not the final state). Markdown on stdout.
 """
 from __future__ import annotations
 
@@ -41,10 +42,15 @@ def checkpoints(paths: list[str], task_ends: bool = False) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         runs = sorted(c.parent for c in p.glob(f"**/{CHECKPOINT_DIR}/{LAST}"))
+        if not task_ends:  # a last.ckpt without results.json is a run still going (or killed): not its final state
+            for r in [r for r in runs if not (r.parent / "results.json").is_file()]:
+                print(f"skipped {r.parent}: unfinished (no results.json)", file=sys.stderr)
+                runs.remove(r)
         found = [f for r in runs for f in (sorted(r.glob("task*.ckpt"), key=_task_number) if task_ends else [r / LAST])]
         if not found:
             what = "task<t>.ckpt (run with checkpoint.keep_task_ends=true)" if task_ends else LAST
-            raise SystemExit(f"{p}: no run folder with {CHECKPOINT_DIR}/{what} at or under it")
+            raise SystemExit(f"{p}: no {'' if task_ends else 'finished '}run folder with {CHECKPOINT_DIR}/{what} "
+                             "at or under it")
         out += found
     return out
 
@@ -94,7 +100,7 @@ def buffer_labels(path: Path) -> dict | None:
     probs = plugin.cached_labels(plugin.representation(draw, feats), draw, plugin.allowed_classes(draw, ctx))
     run_dir = path.parents[1]
     name = str(run_dir) if path.name == LAST else f"{run_dir} after task {_task_number(path)}"
-    return {"run": name, "arm": run_dir.parent.name, "task": ctx.task,
+    return {"run": name, "arm": f"{run_dir.parent.parent.name}/{run_dir.parent.name}", "task": ctx.task,
             **summarise(draw.y, draw.task, probs, ctx.task, stream.classes_per_task, stream.n_tasks)}
 
 

@@ -257,6 +257,10 @@ def test_buffer_labels_of_a_run_kept_after_every_task(cfg_factory):
         assert r["true_mass"] == pytest.approx(math.exp(8) / (math.exp(8) + seen - 1), abs=1e-6)
     assert sum(rows[0]["task_matrix"][1]) == 0 and sum(rows[1]["task_matrix"][1]) > 0  # task 1 enters the buffer
     assert "after task 1" in bl.markdown(rows, by_task=True)
+    (Path(cfg.output_dir) / "results.json").unlink()  # as if still running: its last.ckpt is not the final state
+    with pytest.raises(SystemExit, match="no finished run folder"):
+        bl.checkpoints([str(cfg.output_dir)])
+    assert len(bl.checkpoints([str(cfg.output_dir)], task_ends=True)) == 2
 
     hard = cfg_factory("buffer=30", "logger=none", out="hard")
     train(hard)
