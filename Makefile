@@ -176,6 +176,39 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_ddn_frozen_augment-true
 	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_ddn_augment-true
 	$(PY) bench/alignment.py cifar_online_aug_lr001_val_source-heldout_buffer
+	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001/er_ddn_augment-true \
+		bench/out/cifar_derpp_aug_lr001/derpp_ddn bench/out/cifar_clser_aug_lr001/clser_ddn \
+		bench/out/cifar_erace_aug_lr001_val_source-heldout_buffer/erace_ddn \
+		bench/out/cifar_online_aug_lr001_val_source-heldout_buffer/er_ddn_augment-true \
+		bench/out/cifar_erace_aug_lr001/erace_ddn bench/out/cifar_erace_aug/erace_ddn
+	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001/er_ddn_frozen_augment-true \
+		bench/out/cifar_derpp_aug_lr001/derpp_ddn_frozen bench/out/cifar_clser_aug_lr001/clser_ddn_frozen \
+		bench/out/cifar_erace_aug_lr001/erace_ddn_frozen
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 1 --out cifar_online_aug_lr001_task_ends \
+		--extra baseline.lr.online=0.01 diagnostics.align_every=100 checkpoint.keep_task_ends=true
+	$(PY) bench/buffer_labels.py --task-ends bench/out/cifar_online_aug_lr001_task_ends/er_ddn_augment-true
+	$(PY) bench/run.py cifar_online --only erace_ddn --first-seed 5 --seeds 1 \
+		--out cifar_erace_aug_lr001_val_source-heldout_buffer_task_ends --extra setting.augment=true \
+		baseline.lr.online=0.01 ddn.val_source=heldout_buffer diagnostics.align_every=100 checkpoint.keep_task_ends=true
+	$(PY) bench/buffer_labels.py --task-ends bench/out/cifar_erace_aug_lr001_val_source-heldout_buffer_task_ends/erace_ddn
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 8 --out cifar_online_aug_lr001_ddn.lr-1e-4 \
+		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.lr=0.0001
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_hard_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_ddn_frozen_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_ddn_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_ddn_augment-true task_il
+	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.lr-1e-4
+	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.lr-1e-4/er_ddn_augment-true
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 8 --out cifar_online_aug_lr001_ddn.label_mix-0.5 \
+		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.label_mix=0.5
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_hard_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_ddn_frozen_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_ddn_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_ddn_augment-true task_il
+	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.label_mix-0.5
+	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.label_mix-0.5/er_ddn_augment-true
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true er_ddn_frozen_augment-true --seeds 3 \
 		--out cifar_online_aug_alpha-0.3 --extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/paired.py cifar_online_aug_alpha-0.3 cifar_online_aug/er_hard_augment-true

@@ -156,6 +156,7 @@ def test_make_bench_names_only_real_suites_tags_and_options():
             folder, tag = base.split("/") if "/" in base else (suite, base)
             assert (folder, tag) in written, f"make bench: `{line.strip()}` pairs with a run the recipe never makes"
             assert any(out == suite for out, _ in written), f"make bench: `{line.strip()}`: no run writes {suite}"
+    for line in recipe.replace("\\\n", " ").splitlines():
         if "bench/buffer_labels.py" in line:  # every folder it reads: bench/out/SUITE/TAG of a run the recipe makes
             for path in shlex.split(line.split("bench/buffer_labels.py", 1)[1]):
                 if not path.startswith("-"):
