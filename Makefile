@@ -181,6 +181,7 @@ bench-cifar: setup data
 		bench/out/cifar_erace_aug_lr001_val_source-heldout_buffer/erace_ddn \
 		bench/out/cifar_online_aug_lr001_val_source-heldout_buffer/er_ddn_augment-true \
 		bench/out/cifar_erace_aug_lr001/erace_ddn bench/out/cifar_erace_aug/erace_ddn
+	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_online_aug_lr001/er_hard_augment-true
 	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001/er_ddn_frozen_augment-true \
 		bench/out/cifar_derpp_aug_lr001/derpp_ddn_frozen bench/out/cifar_clser_aug_lr001/clser_ddn_frozen \
 		bench/out/cifar_erace_aug_lr001/erace_ddn_frozen
