@@ -210,6 +210,7 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_ddn_augment-true task_il
 	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.label_mix-0.5
 	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.label_mix-0.5/er_ddn_augment-true
+	$(PY) bench/buffer_labels.py --network-part bench/out/cifar_online_aug_lr001_ddn.label_mix-0.5/er_ddn_augment-true
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true er_ddn_frozen_augment-true --seeds 3 \
 		--out cifar_online_aug_alpha-0.3 --extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/paired.py cifar_online_aug_alpha-0.3 cifar_online_aug/er_hard_augment-true

@@ -10,7 +10,8 @@ samples that belong to the current task, the share of flips that land on one sin
 sample → task of its label's argmax" counts and the largest class → class flows. Then one line per arm (SUITE/TAG,
 the folders above the seed folders): means over its runs. Skipped: runs without a learned-label plug-in
 (``labels=hard``, ``smooth``, ...) and, without ``--task-ends``, runs with no ``results.json`` (still running, or
-killed: their last checkpoint is not the final state). Markdown on stdout.
+killed: their last checkpoint is not the final state). ``--network-part``: for runs with ``ddn.label_mix`` < 1,
+the label network's own distribution instead of the (anchored) label. Markdown on stdout.
 """
 from __future__ import annotations
 
@@ -84,8 +85,10 @@ def summarise(y: Tensor, task: Tensor, probs: Tensor, current_task: int, classes
 
 
 @torch.no_grad()
-def buffer_labels(path: Path) -> dict | None:
-    """The buffer labels of the state saved in checkpoint ``path``, summarised; None without learned labels."""
+def buffer_labels(path: Path, network_part: bool = False) -> dict | None:
+    """The buffer labels of the state saved in checkpoint ``path``, summarised; None without learned labels.
+    ``network_part``: with ``ddn.label_mix`` m < 1, summarise the label network's own distribution G(x) instead of
+    the label (1 - m) one_hot(y) + m G(x), whose argmax cannot flip for m < 0.5."""
     ckpt = torch.load(path, weights_only=True, map_location="cpu")
     stream, learner = build(OmegaConf.create(ckpt["config"]))
     if not isinstance(learner.labels, BilevelLabels) or learner.buffer is None:
@@ -98,6 +101,9 @@ def buffer_labels(path: Path) -> dict | None:
     with frozen_norm_stats(learner.net):
         feats = learner.net.features(draw.x)
     probs = plugin.cached_labels(plugin.representation(draw, feats), draw, plugin.allowed_classes(draw, ctx))
+    mix = getattr(getattr(plugin, "label_net", None), "mix", 1.0)
+    if network_part and mix < 1:
+        probs = (probs - (1 - mix) * torch.nn.functional.one_hot(draw.y, probs.shape[1])) / mix
     run_dir = path.parents[1]
     name = str(run_dir) if path.name == LAST else f"{run_dir} after task {_task_number(path)}"
     return {"run": name, "arm": f"{run_dir.parent.parent.name}/{run_dir.parent.name}", "task": ctx.task,
@@ -140,9 +146,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("paths", nargs="+", help="run folders or folders above them (a suite, an arm)")
     parser.add_argument("--task-ends", action="store_true",
                         help="the state after every task (checkpoints/task<t>.ckpt) instead of the final one")
+    parser.add_argument("--network-part", action="store_true",
+                        help="with ddn.label_mix < 1: the label network's own distribution, not the mixed label")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    rows = [r for r in map(buffer_labels, checkpoints(args.paths, args.task_ends)) if r is not None]
+    rows = [r for p in checkpoints(args.paths, args.task_ends)
+            if (r := buffer_labels(p, args.network_part)) is not None]
     print(markdown(rows, by_task=args.task_ends))
 
 

@@ -263,6 +263,13 @@ def test_buffer_labels_of_a_run_kept_after_every_task(cfg_factory):
         bl.checkpoints([str(cfg.output_dir)])
     assert len(bl.checkpoints([str(cfg.output_dir)], task_ends=True)) == 2
 
+    mixed = cfg_factory("labels=ddn_frozen", "buffer=30", "logger=none", "ddn.label_mix=0.5", out="mixed")
+    train(mixed)
+    last = Path(mixed.output_dir) / "checkpoints" / "last.ckpt"
+    g = math.exp(8) / (math.exp(8) + 9)  # the network's own true-class mass with 10 seen classes
+    assert bl.buffer_labels(last)["true_mass"] == pytest.approx(0.5 + 0.5 * g, abs=1e-6)
+    assert bl.buffer_labels(last, network_part=True)["true_mass"] == pytest.approx(g, abs=1e-6)
+
     hard = cfg_factory("buffer=30", "logger=none", out="hard")
     train(hard)
     assert not list((Path(hard.output_dir) / "checkpoints").glob("task*.ckpt"))  # off by default
