@@ -28,7 +28,7 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src.checkpoint import CHECKPOINT_DIR, LAST  # noqa: E402
+from src.checkpoint import CHECKPOINT_DIR, LAST, load  # noqa: E402
 from src.methods.base import StepBatch  # noqa: E402
 from src.models.backbones import frozen_norm_stats  # noqa: E402
 from src.plugins.ddn import BilevelLabels  # noqa: E402
@@ -89,7 +89,7 @@ def buffer_labels(path: Path, network_part: bool = False) -> dict | None:
     """The buffer labels of the state saved in checkpoint ``path``, summarised; None without learned labels.
     ``network_part``: with ``ddn.label_mix`` m < 1, summarise the label network's own distribution G(x) instead of
     the label (1 - m) one_hot(y) + m G(x), whose argmax cannot flip for m < 0.5."""
-    ckpt = torch.load(path, weights_only=True, map_location="cpu")
+    ckpt = load(path.parents[1], path.name)
     stream, learner = build(OmegaConf.create(ckpt["config"]))
     if not isinstance(learner.labels, BilevelLabels) or learner.buffer is None:
         return None
@@ -100,7 +100,7 @@ def buffer_labels(path: Path, network_part: bool = False) -> dict | None:
     draw = StepBatch(learner.preprocess(d.x), d.y, d.task, d.logits, d.slots)
     with frozen_norm_stats(learner.net):
         feats = learner.net.features(draw.x)
-    probs = plugin.cached_labels(plugin.representation(draw, feats), draw, plugin.allowed_classes(draw, ctx))
+    probs = plugin.soft_labels(feats, draw, ctx)
     mix = getattr(getattr(plugin, "label_net", None), "mix", 1.0)
     if network_part and mix < 1:
         probs = (probs - (1 - mix) * torch.nn.functional.one_hot(draw.y, probs.shape[1])) / mix

@@ -59,12 +59,13 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / CHECKPOINT_DIR / LAST
+def load(run_dir: str | Path, name: str = LAST) -> dict[str, Any]:
+    """A run folder's checkpoint ``name`` (``last.ckpt``, or a ``task<t>.ckpt`` of ``checkpoint.keep_task_ends``)."""
+    path = Path(run_dir) / CHECKPOINT_DIR / name
     if not path.is_file():
         from src.config_check import ConfigError
 
-        raise ConfigError(f"resume={run_dir} has no {CHECKPOINT_DIR}/{LAST}: point resume at a run folder "
+        raise ConfigError(f"resume={run_dir} has no {CHECKPOINT_DIR}/{name}: point resume at a run folder "
                                 "that wrote checkpoints (checkpoint.every_n_steps / task ends)")
     return torch.load(path, weights_only=True, map_location="cpu")
 

@@ -134,10 +134,13 @@ class BilevelLabels(LabelPlugin):
         """What the label parameters see of a buffer sample (default: its penultimate features)."""
         return feats
 
+    @torch.no_grad()
+    def soft_labels(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
+        """The labels the inner step trains ``draw`` towards (from the cache), given its penultimate features."""
+        return self.cached_labels(self.representation(draw, features), draw, self.allowed_classes(draw, ctx))
+
     def targets(self, features: Tensor, draw: StepBatch, ctx: StepContext) -> Tensor:
-        with torch.no_grad():
-            probs = self.cached_labels(self.representation(draw, features), draw, self.allowed_classes(draw, ctx))
-        return self._record(probs, draw.y, ctx)
+        return self._record(self.soft_labels(features, draw, ctx), draw.y, ctx)
 
     def _pick(self, candidates: Tensor, labels: Tensor, k: int) -> Tensor:
         if len(candidates) == 0:
