@@ -7,8 +7,8 @@ statistics, the running ones untouched, as the gradient-alignment diagnostic doe
 share of samples whose label argmax is not their class ("flipped"), the mean mass on the true class, where the
 flips point (a class of the sample's own task, of an earlier task or of a later one), the share of flipped
 samples that belong to the current task, the share of flips that land on one single class, the "task of the
-sample → task of its label's argmax" counts and the largest class → class flows. Then one line per arm (SUITE/TAG,
-the folders above the seed folders): means over its runs. Skipped: runs without a learned-label plug-in
+sample → task of its label's argmax" counts and the (up to 8) largest class → class flows. Then one line per arm
+(SUITE/TAG, the folders above the seed folders): means over its runs. Skipped: runs without a learned-label plug-in
 (``labels=hard``, ``smooth``, ...) and, without ``--task-ends``, runs with no ``results.json`` (still running, or
 killed: their last checkpoint is not the final state). ``--network-part``: for runs with ``ddn.label_mix`` < 1,
 the label network's own distribution instead of the (anchored) label. Markdown on stdout.
@@ -75,7 +75,7 @@ def summarise(y: Tensor, task: Tensor, probs: Tensor, current_task: int, classes
         return float((flipped & mask).sum()) / n_flip if n_flip else 0.0
 
     pairs, counts = torch.stack([y[flipped], pred[flipped]], 1).unique(dim=0, return_counts=True)
-    top = counts.argsort(descending=True, stable=True)[:4]
+    top = counts.argsort(descending=True, stable=True)[:8]
     return {"n": len(pred), "flipped": n_flip / len(pred), "true_mass": float(probs.gather(1, y[:, None]).mean()),
             "to_same_task": share(label_task == task), "to_earlier_task": share(label_task < task),
             "to_later_task": share(label_task > task), "from_current_task": share(task == current_task),
@@ -119,7 +119,7 @@ def markdown(rows: list[dict], by_task: bool = False) -> str:
     head = ("| {} | flipped | true-class mass | flips to own / earlier / later task | flips from the current task "
             "| flips into one class |")
     lines = [head.format("run") + " task of sample → task of label argmax (a row per sample's task) "
-             "| largest flows, class → class × count |", "|---|---|---|---|---|---|---|---|"]
+             "| flows, class → class × count (the 8 largest) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         matrix = "; ".join(" ".join(map(str, row)) for row in r["task_matrix"])
         flows = ", ".join(f"{a}→{b} ×{c}" for a, b, c in r["top_flips"])
