@@ -317,6 +317,15 @@ def test_old_to_old_restricts_old_samples():
     assert allowed.tolist() == [[True, True, False, False], [True, True, True, True]]
 
 
+def test_own_task_keeps_every_label_inside_its_task():
+    plugin = DDNLabels(ddn_opts(own_task=True), 5, N_CLASSES, 2, 0.9, 0, False)
+    draw = StepBatch(torch.zeros(3, 1), torch.tensor([0, 2, 3]), torch.tensor([0, 1, 1]))
+    allowed = plugin.allowed_classes(draw, StepContext(1, torch.ones(N_CLASSES, dtype=torch.bool)))
+    assert allowed.tolist() == [[True, True, False, False], [False, False, True, True], [False, False, True, True]]
+    labels = plugin.soft_labels(torch.randn(3, 5), draw, StepContext(1, torch.ones(N_CLASSES, dtype=torch.bool)))
+    assert torch.all(labels[~allowed] == 0) and torch.allclose(labels.sum(1), torch.ones(3))
+
+
 RESNET = ["dataset.net._target_=src.models.backbones.ResNet18", "+dataset.net.nf=4", "~dataset.net.hidden"]
 
 
@@ -397,7 +406,7 @@ def test_distillation_at_the_task_boundary(cfg_factory):
 
 
 @pytest.mark.parametrize("opts", [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"], ["ddn.old_to_old=true"],
-                                  ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"],
+                                  ["ddn.own_task=true"], ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"],
                                   ["ddn.label_mix=0.3", "ddn.input_norm=true"], ["ddn.center_hypergrad=true"]])
 def test_ddn_options_run(cfg_factory, opts):
     out = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", *opts, out="opts"))

@@ -76,7 +76,7 @@ class BilevelLabels(LabelPlugin):
         self.every, self.unroll_steps, self.scope = opts.every, opts.unroll_steps, opts.unroll_scope
         self.first_order, self.val_source = opts.first_order, opts.val_source
         self.val_batch_size, self.val_balanced = opts.val_batch_size, opts.get("val_balanced", False)
-        self.old_to_old, self.frozen = opts.old_to_old, frozen
+        self.old_to_old, self.own_task, self.frozen = opts.old_to_old, opts.get("own_task", False), frozen
         self.per_step, self.boundary_iters = opts.per_step, opts.boundary_iters
         self.boundary_steps = 0
         self.n_classes, self.classes_per_task = n_classes, classes_per_task
@@ -123,7 +123,11 @@ class BilevelLabels(LabelPlugin):
         self.optimizer().load_state_dict(state["optimizer"])
 
     def allowed_classes(self, draw: StepBatch, ctx: StepContext) -> Tensor:
-        """(B, C) bool: seen classes; with ``old_to_old`` old-task samples only get old-task classes."""
+        """(B, C) bool: seen classes; with ``old_to_old`` old-task samples only get old-task classes; with
+        ``own_task`` every sample only gets the classes of its own task (no label mass crosses a task)."""
+        if self.own_task:
+            task_of_class = torch.arange(self.n_classes, device=draw.task.device) // self.classes_per_task
+            return task_of_class[None] == draw.task[:, None]
         allowed = ctx.seen_classes[None].expand(len(draw.y), -1).clone()
         if self.old_to_old and ctx.task > 0:
             old = draw.task < ctx.task
