@@ -184,6 +184,24 @@ def test_input_norm_makes_the_label_independent_of_the_feature_scale():
     assert not torch.allclose(net(rep, y, allowed), net(4 * rep + 1, y, allowed), atol=1e-3)
 
 
+def test_without_class_input_only_the_margin_knows_the_class():
+    torch.manual_seed(0)
+    net = LabelNet(5, N_CLASSES, [8], init_margin=2.0, class_input=False)
+    assert net.mlp[0].in_features == 5
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p))
+    rep = torch.randn(1, 5).expand(N_CLASSES, -1)
+    allowed = torch.ones(N_CLASSES, N_CLASSES, dtype=torch.bool)
+    scores = torch.log(net(rep, torch.arange(N_CLASSES), allowed))  # one input, labelled as each class in turn
+    # log-probabilities differ between the labels only by the margin on the labelled class (up to a constant)
+    centred = scores - scores.mean(1, keepdim=True)
+    margin = 2.0 * (torch.eye(N_CLASSES) - 1 / N_CLASSES)
+    assert torch.allclose(centred - margin, (centred - margin)[:1].expand(N_CLASSES, -1), atol=1e-5)
+    with_class = LabelNet(5, N_CLASSES, [8], init_margin=2.0)
+    assert with_class.mlp[0].in_features == 5 + N_CLASSES
+
+
 def test_label_mix_bounds_how_far_the_label_moves():
     net = LabelNet(5, N_CLASSES, [8], init_margin=2.0, mix=0.3)
     with torch.no_grad():
@@ -406,7 +424,7 @@ def test_distillation_at_the_task_boundary(cfg_factory):
 
 
 @pytest.mark.parametrize("opts", [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"], ["ddn.old_to_old=true"],
-                                  ["ddn.own_task=true"], ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"],
+                                  ["ddn.own_task=true"], ["ddn.class_input=false"], ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"],
                                   ["ddn.label_mix=0.3", "ddn.input_norm=true"], ["ddn.center_hypergrad=true"]])
 def test_ddn_options_run(cfg_factory, opts):
     out = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", *opts, out="opts"))

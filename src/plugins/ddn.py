@@ -39,14 +39,16 @@ class LabelNet(nn.Module):
     label, and switching DDN on cannot hurt at step 0. ``mix`` < 1 bounds how far the label can move from
     the hard one (true-class mass >= 1 - mix: below 0.5 the argmax can never flip); 1 is the paper.
     ``norm`` standardises each input representation (layer norm without parameters) first, so the label of
-    a sample does not drift only because the backbone's feature scale does.
+    a sample does not drift only because the backbone's feature scale does. ``class_input=False`` leaves the
+    one-hot label out of the MLP's input (it still sets the initial margin), so G can only tell classes apart
+    through the representation.
     """
 
     def __init__(self, in_dim: int, n_classes: int, hidden: list[int], init_margin: float,
-                 mix: float = 1.0, norm: bool = False) -> None:
+                 mix: float = 1.0, norm: bool = False, class_input: bool = True) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width = in_dim + n_classes
+        width = in_dim + (n_classes if class_input else 0)
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
@@ -55,12 +57,13 @@ class LabelNet(nn.Module):
         nn.init.zeros_(last.bias)
         self.mlp = nn.Sequential(*layers, last)
         self.n_classes, self.init_margin, self.mix, self.norm = n_classes, init_margin, mix, norm
+        self.class_input = class_input
 
     def forward(self, rep: Tensor, y: Tensor, allowed: Tensor) -> Tensor:
         onehot = F.one_hot(y, self.n_classes).to(rep.dtype)
         if self.norm:
             rep = F.layer_norm(rep, rep.shape[1:])
-        scores = self.mlp(torch.cat([rep, onehot], 1)) + self.init_margin * onehot
+        scores = self.mlp(torch.cat([rep, onehot], 1) if self.class_input else rep) + self.init_margin * onehot
         probs = restrict_to_seen(scores, allowed)
         return probs if self.mix == 1.0 else (1 - self.mix) * onehot + self.mix * probs
 
@@ -345,7 +348,7 @@ class DDNLabels(BilevelLabels):
         g = torch.get_rng_state()
         torch.manual_seed(seed + 2024)  # own init stream: the classifier init is the same with and without DDN
         self.label_net = LabelNet(rep_dim, n_classes, list(opts.hidden), opts.init_margin, opts.label_mix,
-                                  opts.get("input_norm", False))
+                                  opts.get("input_norm", False), opts.get("class_input", True))
         torch.set_rng_state(g)
         self.ema = copy.deepcopy(self.label_net).requires_grad_(False)
         self.beta, self.image_input = beta, image_input
