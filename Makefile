@@ -227,6 +227,13 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_erace_aug_lr001_ddn.own_task-true cifar_erace_aug_lr001/erace_ddn_frozen
 	$(PY) bench/paired.py cifar_erace_aug_lr001_ddn.own_task-true cifar_erace_aug_lr001/erace_ddn
 	$(PY) bench/buffer_labels.py bench/out/cifar_erace_aug_lr001_ddn.own_task-true/erace_ddn
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 3 --out cifar_online_aug_lr001_ddn.class_input-false \
+		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.class_input=false
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_hard_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_ddn_frozen_augment-true
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_ddn_augment-true
+	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.class_input-false/er_ddn_augment-true
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true er_ddn_frozen_augment-true --seeds 3 \
 		--out cifar_online_aug_alpha-0.3 --extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/paired.py cifar_online_aug_alpha-0.3 cifar_online_aug/er_hard_augment-true

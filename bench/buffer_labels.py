@@ -7,7 +7,8 @@ statistics, the running ones untouched, as the gradient-alignment diagnostic doe
 share of samples whose label argmax is not their class ("flipped"), the mean mass on the true class, where the
 flips point (a class of the sample's own task, of an earlier task or of a later one), the share of flipped
 samples that belong to the current task, the share of flips that land on one single class, the "task of the
-sample → task of its label's argmax" counts and the (up to 8) largest class → class flows. Then one line per arm
+sample → task of its label's argmax" counts and the (up to 8) largest class → class flows (each with the number of
+buffer samples of its source class: ×24/24 is a whole class relabelled). Then one line per arm
 (SUITE/TAG, the folders above the seed folders): means over its runs. Skipped: runs without a learned-label plug-in
 (``labels=hard``, ``smooth``, ...) and, without ``--task-ends``, runs with no ``results.json`` (still running, or
 killed: their last checkpoint is not the final state). ``--network-part``: for runs with ``ddn.label_mix`` < 1,
@@ -81,7 +82,8 @@ def summarise(y: Tensor, task: Tensor, probs: Tensor, current_task: int, classes
             "to_later_task": share(label_task > task), "from_current_task": share(task == current_task),
             "into_one_class": float(torch.bincount(pred[flipped]).max()) / n_flip if n_flip else 0.0,
             "task_matrix": matrix.tolist(),
-            "top_flips": [(int(pairs[i, 0]), int(pairs[i, 1]), int(counts[i])) for i in top]}
+            "top_flips": [(int(pairs[i, 0]), int(pairs[i, 1]), int(counts[i]), int((y == pairs[i, 0]).sum()))
+                          for i in top]}
 
 
 @torch.no_grad()
@@ -119,10 +121,10 @@ def markdown(rows: list[dict], by_task: bool = False) -> str:
     head = ("| {} | flipped | true-class mass | flips to own / earlier / later task | flips from the current task "
             "| flips into one class |")
     lines = [head.format("run") + " task of sample → task of label argmax (a row per sample's task) "
-             "| flows, class → class × count (the 8 largest) |", "|---|---|---|---|---|---|---|---|"]
+             "| flows, class → class × count / buffer samples of that class (the 8 largest) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         matrix = "; ".join(" ".join(map(str, row)) for row in r["task_matrix"])
-        flows = ", ".join(f"{a}→{b} ×{c}" for a, b, c in r["top_flips"])
+        flows = ", ".join(f"{a}→{b} ×{c}/{n}" for a, b, c, n in r["top_flips"])
         lines.append(f"| {r['run']} | {_pct(r['flipped'])} | {r['true_mass']:.3f} | {_pct(r['to_same_task'])} / "
                      f"{_pct(r['to_earlier_task'])} / {_pct(r['to_later_task'])} | {_pct(r['from_current_task'])} | "
                      f"{_pct(r['into_one_class'])} | {matrix} | {flows} |")

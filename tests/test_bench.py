@@ -236,7 +236,11 @@ def test_buffer_label_flows_exact_values():
     assert (s["to_same_task"], s["to_earlier_task"], s["to_later_task"]) == (0.25, 0.5, 0.25)
     assert s["from_current_task"] == 0.5 and s["into_one_class"] == 0.75  # class 0 takes 3 of the 4 flips
     assert s["task_matrix"] == [[2, 0, 0], [0, 1, 1], [2, 0, 0]]
-    assert s["top_flips"] == [(1, 0, 1), (2, 5, 1), (4, 0, 1), (5, 0, 1)]
+    assert s["top_flips"] == [(1, 0, 1, 1), (2, 5, 1, 1), (4, 0, 1, 1), (5, 0, 1, 1)]
+    y = torch.tensor([0, 0, 0, 1])  # two of the buffer's three class-0 samples carry class 1
+    s = load("buffer_labels").summarise(y, y // 2, torch.eye(2)[torch.tensor([1, 1, 0, 1])], current_task=0,
+                                        classes_per_task=2, n_tasks=1)
+    assert s["top_flips"] == [(0, 1, 2, 3)]
 
 
 def test_buffer_labels_of_a_run_kept_after_every_task(cfg_factory):
