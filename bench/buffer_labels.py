@@ -121,7 +121,8 @@ def markdown(rows: list[dict], by_task: bool = False) -> str:
     head = ("| {} | flipped | true-class mass | flips to own / earlier / later task | flips from the current task "
             "| flips into one class |")
     lines = [head.format("run") + " task of sample → task of label argmax (a row per sample's task) "
-             "| flows, class → class × count / buffer samples of that class (the 8 largest) |", "|---|---|---|---|---|---|---|---|"]
+             "| flows, class → class × count / buffer samples of that class (the 8 largest) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         matrix = "; ".join(" ".join(map(str, row)) for row in r["task_matrix"])
         flows = ", ".join(f"{a}→{b} ×{c}/{n}" for a, b, c, n in r["top_flips"])

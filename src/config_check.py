@@ -59,7 +59,8 @@ def validate_config(cfg: DictConfig) -> None:
         _fail("ddn.lr", ddn.lr, "the DDN (outer) learning rate must be > 0")
     if ddn.val_source not in ("stream_buffer", "heldout_buffer"):
         _fail("ddn.val_source", ddn.val_source, "choose stream_buffer or heldout_buffer")
-    for key in ("old_to_old", "own_task", "center_hypergrad", "val_balanced", "first_order", "per_step", "input_norm", "class_input"):
+    for key in ("old_to_old", "own_task", "center_hypergrad", "val_balanced", "first_order", "per_step",
+                "input_norm", "class_input"):
         if not isinstance(ddn.get(key, False), bool):
             _fail(f"ddn.{key}", ddn.get(key), "use true or false")
     if ddn.input not in ("features", "image"):

@@ -24,7 +24,8 @@ from src.tb_logging import accuracy_heatmap
 DESIGN_KEYS = [
     "baseline.name", "dataset.name", "setting.name", "buffer", "labels", "alpha", "beta", "optimizer.lr",
     "setting.augment", "setting.epochs", "ddn.lr", "ddn.every", "ddn.unroll_steps", "ddn.unroll_scope",
-    "ddn.first_order", "ddn.val_source", "ddn.val_balanced", "ddn.input", "ddn.class_input", "ddn.old_to_old", "ddn.own_task", "ddn.per_step",
+    "ddn.first_order", "ddn.val_source", "ddn.val_balanced", "ddn.input", "ddn.class_input", "ddn.old_to_old",
+    "ddn.own_task", "ddn.per_step",
     "ddn.boundary_iters", "label_smoothing", "head",
     "dataset.imbalance_ratio",
 ]

@@ -424,7 +424,8 @@ def test_distillation_at_the_task_boundary(cfg_factory):
 
 
 @pytest.mark.parametrize("opts", [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"], ["ddn.old_to_old=true"],
-                                  ["ddn.own_task=true"], ["ddn.class_input=false"], ["ddn.input=image"], ["ddn.unroll_steps=2", "ddn.first_order=true"],
+                                  ["ddn.own_task=true"], ["ddn.class_input=false"], ["ddn.input=image"],
+                                  ["ddn.unroll_steps=2", "ddn.first_order=true"],
                                   ["ddn.label_mix=0.3", "ddn.input_norm=true"], ["ddn.center_hypergrad=true"]])
 def test_ddn_options_run(cfg_factory, opts):
     out = train(cfg_factory("labels=ddn", "buffer=40", "logger=none", *opts, out="opts"))
