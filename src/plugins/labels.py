@@ -111,7 +111,8 @@ class LabelPlugin(nn.Module, abc.ABC):
             if self._relabel_warnings in (1, 10, 100, 1000):
                 log.warning("LABEL FLIPS: %.0f%% of the replayed samples' soft labels point to another class "
                             "at task %d (%d draws so far): the outer step is relabelling the buffer; try "
-                            "ddn.old_to_old=true, a lower ddn.lr or alpha", 100 * flips, ctx.task,
+                            "ddn.old_to_old=true, a lower ddn.lr or alpha (enough on Split MNIST, not on "
+                            "CIFAR-10: docs/method.md)", 100 * flips, ctx.task,
                             self._relabel_warnings)
         return p
 
