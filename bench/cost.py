@@ -7,7 +7,9 @@ Prints a Markdown table: seconds per step (median over repeats), inner / outer s
 share, peak RSS and, on a GPU, peak GPU memory, and the ratio to the variant's base method (``labels=hard``).
 ``--extra trainer=gpu trainer.precision=bf16-mixed`` measures on a GPU in bf16. ``--count-ops`` adds one run per
 variant under the torch profiler and a column of torch ops dispatched per step (ops called inside another op not
-counted): where a step is too small to keep a GPU busy, its time goes with that count, not with its arithmetic.
+counted): where a step is too small to keep a GPU busy, its time goes with that count, not with its arithmetic. On a
+GPU it also gives the kernel time per step, the share of the step the GPU is busy, and the host's waits for the
+device (syncs) per step. Profiled counts include the Trainer's start-up, spread over the (at most 20) steps.
 """
 from __future__ import annotations
 
@@ -37,20 +39,33 @@ def base_of(variant: str) -> str:
     return variant.split("+")[0]
 
 
-def count_top_level_ops(fn: Callable[[], object]) -> int:
-    """Number of aten ops ``fn`` dispatches, not counting those an aten op calls inside itself (the backward
-    pass's ops included): what each costs a launch and Python/dispatcher time, whatever its size."""
+def profile_ops(fn: Callable[[], object], cuda: bool = False) -> dict[str, float]:
+    """Runs ``fn`` under the torch profiler. ``ops``: aten ops dispatched, not counting those an aten op calls
+    inside itself (the backward pass's ops included): what each costs a launch and Python/dispatcher time,
+    whatever its size. With ``cuda`` (a run on the GPU) also ``gpu_kernel_s`` (time the GPU spent running kernels
+    and copies) and ``syncs`` (host waits for the device): whether a step is bound by the GPU or by the host."""
+    import torch
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]) as prof:
         fn()
-    return sum(1 for e in prof.events() if e.name.startswith("aten::")
-               and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")))
+        if cuda:
+            torch.cuda.synchronize()
+    events = prof.events()
+    out = {"ops": float(sum(1 for e in events if e.name.startswith("aten::")
+                            and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))))}
+    if cuda:  # user annotations (optimizer steps) span kernels already counted: left out, as the profiler's total does
+        out["gpu_kernel_s"] = sum(e.device_time_total for e in events if e.device_type == DeviceType.CUDA
+                                  and not e.is_user_annotation) / 1e6
+        out["syncs"] = float(sum(1 for e in events if e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize")))
+    return out
 
 
 def measure(overrides: list[str], steps: int, threads: int | None, count_ops: bool = False) -> dict[str, float]:
     """Train ``steps`` steps of task 1 with a full buffer; runs in its own process (see ``main``).
-    ``count_ops``: under the profiler (its timings are then not comparable), adds ``ops_per_step``."""
+    ``count_ops``: under the profiler (its timings are then not comparable), returns ``ops_per_step`` instead,
+    and on a GPU ``gpu_kernel_s_per_step`` and ``syncs_per_step``."""
     import pytorch_lightning as pl
     import torch
     from hydra import compose, initialize_config_dir
@@ -81,8 +96,8 @@ def measure(overrides: list[str], steps: int, threads: int | None, count_ops: bo
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     if count_ops:
-        ops = count_top_level_ops(lambda: trainer.fit(learner, datamodule=stream))
-        return {"ops_per_step": ops / steps}
+        prof = profile_ops(lambda: trainer.fit(learner, datamodule=stream), cuda=cuda)
+        return {f"{k}_per_step": x / steps for k, x in prof.items()}
     t0 = time.perf_counter()
     trainer.fit(learner, datamodule=stream)
     if cuda:  # the step timers stop before queued GPU work ends: count it in the wall-clock
@@ -125,22 +140,32 @@ def main() -> None:
             for v in variants:
                 rows[v].append(pool.apply(measure, (overrides(v), args.steps, args.threads)))
                 print(v, {k: round(x, 4) if isinstance(x, float) else x for k, x in rows[v][-1].items()}, flush=True)
-        ops = {v: pool.apply(measure, (overrides(v), min(args.steps, 20), args.threads, True))["ops_per_step"]
-               for v in variants} if args.count_ops else {}
+        prof = {v: pool.apply(measure, (overrides(v), min(args.steps, 20), args.threads, True))
+                for v in variants} if args.count_ops else {}
     first = rows[variants[0]][0]
     print(f"\n{args.dataset} {' '.join(args.extra)} on {first['device']}, {args.steps} steps of task 1 per repeat, "
           f"{args.repeats} repeats, torch threads {first['threads']}\n")
+    gpu = any("gpu_kernel_s_per_step" in p for p in prof.values())
+    extra_cols = ([" torch ops / step", " ops × base"] if prof else []) + \
+        ([" GPU kernel ms / step", " GPU busy", " syncs / step"] if gpu else [])
     print("| variant | s / step (median) | inner s / step | outer s / step | stream samples/s | data share "
-          "| peak RSS MiB | peak GPU MiB | × base |" + (" torch ops / step | ops × base |" if ops else ""))
-    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ops else ""))
+          "| peak RSS MiB | peak GPU MiB | × base |" + "".join(c + " |" for c in extra_cols))
+    print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra_cols))
     med = {v: statistics.median(r["s_per_step"] for r in rs) for v, rs in rows.items()}
     for v, rs in rows.items():
         def m(key: str) -> float:
             return statistics.median(r[key] for r in rs)
-        print(f"| {v} | {med[v]:.4f} | {m('inner_per_step'):.4f} | {m('outer_per_step'):.4f} | {m('samples_per_s'):.1f} "
-              f"| {m('data_share'):.1%} | {max(r['rss_peak_mib'] for r in rs):.0f} "
+        cells = []
+        if prof:
+            ops, base_ops = prof[v]["ops_per_step"], prof[base_of(v)]["ops_per_step"]
+            cells += [f"{ops:.0f}", f"{ops / base_ops:.2f}"]
+        if gpu:  # busy: the profiled run's kernel time per step over the timed runs' step time
+            k = prof[v]["gpu_kernel_s_per_step"]
+            cells += [f"{k * 1e3:.2f}", f"{k / med[v]:.0%}", f"{prof[v]['syncs_per_step']:.1f}"]
+        print(f"| {v} | {med[v]:.4f} | {m('inner_per_step'):.4f} | {m('outer_per_step'):.4f} "
+              f"| {m('samples_per_s'):.1f} | {m('data_share'):.1%} | {max(r['rss_peak_mib'] for r in rs):.0f} "
               f"| {max(r['gpu_peak_mib'] for r in rs):.0f} | {med[v] / med[base_of(v)]:.2f} |"
-              + (f" {ops[v]:.0f} | {ops[v] / ops[base_of(v)]:.2f} |" if ops else ""))
+              + "".join(f" {c} |" for c in cells))
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@
 #   1. smoke: one default run and DER++ + DDN in bf16 on the embedded dataset, on the GPU (stops here on failure)
 #   2. accuracy: online Split CIFAR-10 runs of bench/run.py's cifar_online suite, several processes sharing
 #      the GPU, until ACCURACY_SECONDS (default 300) have passed; unfinished runs are dropped
-#   3. cost: Split CIFAR-10, offline ResNet-18 (nf 64, batch 32 + 32) and online (nf 20, batch 10 + 10), a few
-#      steps of task 1 with a full buffer: samples/s and peak GPU memory, ER vs ER + DDN, fp32 and bf16
+#   3. cost: Split CIFAR-10, offline ResNet-18 (nf 64, batch 32 + 32) and online (nf 20, batch 10 + 10), 100
+#      steps of task 1 with a full buffer: samples/s and peak GPU memory, ER vs ER + DDN (head; full scope in
+#      fp32), fp32 and bf16; online fp32 also profiled (torch ops, GPU kernel time and busy share, syncs per step).
+#      Each measurement is a fresh process (~20 s on the H200, start-up included): about 8 minutes in all
 # Needs the CIFAR-10 folder in data/cifar10 (`make data`), or .gpu/cifar10-jpeg.tar.gz; Python packages that
 # the machine lacks can sit in .gpu/site (pure-Python hydra-core, omegaconf, antlr4).
 # Everything lands in OUT_DIR: log.txt, env.txt, cost.md, accuracy.md and runs.tgz (every run's results.json).
-# Variables: WORKERS (parallel runs, 11), ONLY_ACCURACY=1 (phase 2 alone), JOBS_FILE (lines "TAG SEED" to run
-# instead of the default list), COST_S / STEPS (phase 3 limits), TRAINER=cpu STEPS=2 (a dry run without a GPU).
+# Variables: WORKERS (parallel runs, 11), ONLY_ACCURACY=1 (phase 2 alone), ONLY_COST=1 (phases 1 and 3), JOBS_FILE
+# (lines "TAG SEED" to run instead of the default list), COST_S / STEPS (phase 3: seconds per cell, default
+# 25 per process; steps per measurement), TRAINER=cpu STEPS=2 (a dry run without a GPU).
 set -u
 OUT_DIR=${1:?usage: bash bench/gpu.sh OUT_DIR [ACCURACY_SECONDS]}
 ACC_S=${2:-300}
@@ -42,6 +45,7 @@ grep -h "^final" "$LOG" | tail -2
 fi
 wait $CACHE_PID || { say "CIFAR-10 cache FAILED"; exit 1; }
 
+if [ -z "${ONLY_COST:-}" ]; then  # ONLY_COST=1: phases 1 and 3
 say "2. accuracy (${ACC_S}s)"
 # several processes share the GPU; MPS (when it starts) lets their small kernels run concurrently
 if [ "$TRAINER" = gpu ] && command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d 2>>"$LOG"; then
@@ -64,13 +68,17 @@ pkill -f "bench/run.py cifar_online" 2>/dev/null  # timeout stops xargs, not the
 pack
 $PY -m src.report bench/out/cifar_online_gpu > "$OUT_DIR/accuracy.md" 2>> "$LOG"
 pgrep -f nvidia-cuda-mps >/dev/null && { echo quit | nvidia-cuda-mps-control; sleep 2; }
-say "3. cost"
+fi
 [ -n "${ONLY_ACCURACY:-}" ] && { say "done"; exit 0; }
-for spec in "offline 32-true" "offline bf16-mixed" "online 32-true" "online bf16-mixed"; do
+say "3. cost"
+for spec in "online 32-true" "offline 32-true" "online bf16-mixed" "offline bf16-mixed"; do
   set -- $spec
-  timeout ${COST_S:-50} $PY bench/cost.py --steps ${STEPS:-60} --repeats 2 --variants er "er+ddn (head)" "er+ddn (full)" \
+  variants=("er+ddn (head)"); [ "$2" = 32-true ] && variants+=("er+ddn (full)")  # full scope: fp32 only
+  profiled=(); [ "$spec" = "online 32-true" ] && profiled=(--count-ops)
+  n=$(( (${#variants[@]} + 1) * (2 + ${#profiled[@]}) ))  # fresh processes in this cell, ~20 s each on the H200
+  timeout ${COST_S:-$((25 * n))} $PY bench/cost.py --steps ${STEPS:-100} --repeats 2 "${profiled[@]}" --variants "${variants[@]}" \
     --extra trainer=$TRAINER setting=$1 trainer.precision=$2 > /tmp/cost.txt 2>> "$LOG" || say "cost $spec FAILED"
-  tail -7 /tmp/cost.txt | tee -a "$OUT_DIR/cost.md" "$LOG"
+  cat /tmp/cost.txt >> "$LOG"; grep -E "^(\||seq_)" /tmp/cost.txt | tee -a "$OUT_DIR/cost.md"
 done
 
 say "done"

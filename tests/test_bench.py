@@ -27,6 +27,16 @@ def test_cost_variants_pair_every_method_with_its_ddn_arm():
     assert "er+ddn (full)" in cost.VARIANTS
 
 
+def test_gpu_script_parses_and_names_real_variants():
+    """bench/gpu.sh runs only on a GPU machine: its syntax and the cost variants it names are checked here."""
+    import subprocess
+
+    script = ROOT / "bench" / "gpu.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    named = re.findall(r'"(\w+\+ddn \([^)]*\))"', script.read_text())
+    assert named and set(named) <= set(load("cost").VARIANTS)
+
+
 def test_cost_measures_inner_and_outer_step_of_derpp_with_ddn():
     cost = load("cost")
     r = cost.measure(["dataset=seq_digits", *cost.VARIANTS["derpp+ddn (head)"]], steps=4, threads=1)
@@ -41,7 +51,7 @@ def test_op_count_counts_only_top_level_ops():
     cost = load("cost")
     x, w = torch.randn(3, 4), torch.randn(2, 4)
     # linear dispatches t + addmm/matmul inside itself: one top-level op, as the add and the mul
-    assert cost.count_top_level_ops(lambda: torch.nn.functional.linear(x + 1, w).mul(2)) == 3
+    assert cost.profile_ops(lambda: torch.nn.functional.linear(x + 1, w).mul(2))["ops"] == 3
     r = cost.measure(["dataset=seq_digits", *cost.VARIANTS["er+ddn (head)"]], steps=3, threads=1, count_ops=True)
     base = cost.measure(["dataset=seq_digits", *cost.VARIANTS["er"]], steps=3, threads=1, count_ops=True)
     assert r["ops_per_step"] > base["ops_per_step"] > 0
