@@ -21,6 +21,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from src.data.stream import TaskStream
+    from src.learner import ContinualLearner
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,10 +67,10 @@ def profile_ops(fn: Callable[[], object], cuda: bool = False) -> dict[str, float
     return out
 
 
-def measure(overrides: list[str], steps: int, threads: int | None, count_ops: bool = False) -> dict[str, float]:
-    """Train ``steps`` steps of task 1 with a full buffer; runs in its own process (see ``main``).
-    ``count_ops``: under the profiler (its timings are then not comparable), returns ``ops_per_step`` instead,
-    and on a GPU ``gpu_kernel_s_per_step`` and ``syncs_per_step``."""
+def prepare(overrides: list[str], steps: int,
+            threads: int | None) -> tuple[Callable[[], object], ContinualLearner, TaskStream, bool]:
+    """Task 1 of the composed run with a full buffer of task-0 samples, so replay and the DDN outer step run from
+    the first step. Returns ``fit`` (trains ``steps`` steps), the learner, the task stream and whether on a GPU."""
     import pytorch_lightning as pl
     import torch
     from hydra import compose, initialize_config_dir
@@ -93,13 +98,22 @@ def measure(overrides: list[str], steps: int, threads: int | None, count_ops: bo
                          enable_model_summary=False, accelerator=cfg.trainer.accelerator,
                          precision=cfg.trainer.precision)
     cuda = torch.cuda.is_available() and cfg.trainer.accelerator != "cpu"
+    return (lambda: trainer.fit(learner, datamodule=stream)), learner, stream, cuda
+
+
+def measure(overrides: list[str], steps: int, threads: int | None, count_ops: bool = False) -> dict[str, float]:
+    """Train ``steps`` steps of task 1 with a full buffer (``prepare``); runs in its own process (see ``main``).
+    ``count_ops``: under the profiler (its timings are then not comparable), returns ``ops_per_step`` instead,
+    and on a GPU ``gpu_kernel_s_per_step`` and ``syncs_per_step``."""
+    import torch
+
+    fit, learner, stream, cuda = prepare(overrides, steps, threads)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     if count_ops:
-        prof = profile_ops(lambda: trainer.fit(learner, datamodule=stream), cuda=cuda)
-        return {f"{k}_per_step": x / steps for k, x in prof.items()}
+        return {f"{k}_per_step": x / steps for k, x in profile_ops(fit, cuda=cuda).items()}
     t0 = time.perf_counter()
-    trainer.fit(learner, datamodule=stream)
+    fit()
     if cuda:  # the step timers stop before queued GPU work ends: count it in the wall-clock
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0

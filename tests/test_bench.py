@@ -57,6 +57,18 @@ def test_op_count_counts_only_top_level_ops():
     assert r["ops_per_step"] > base["ops_per_step"] > 0
 
 
+def test_op_map_splits_exactly_the_ops_cost_counts():
+    """bench/op_map.py: the phases add up to cost.py's op count, the outer step's phases appear only with DDN."""
+    cost, op_map = load("cost"), load("op_map")
+    ddn = ["dataset=seq_digits", *cost.VARIANTS["er+ddn (head)"]]
+    phases = op_map.op_map(ddn, steps=3, threads=1)
+    counted = cost.measure(ddn, 3, 1, count_ops=True)["ops_per_step"] * 3
+    assert sum(sum(c.values()) for c in phases.values()) == counted
+    assert phases["step › outer step › virtual step"]["mm"] > 0 and "step › outer step › optimizer Adam" in phases
+    er = op_map.op_map(["dataset=seq_digits", *cost.VARIANTS["er"]], steps=3, threads=1)
+    assert "step › buffer insert" in er and not any("outer step" in p or "soft targets" in p for p in er)
+
+
 def test_alignment_table_exact_values(tmp_path):
     """bench/alignment.py: seed means, the paired soft − hard interval and per-task means, from results.json."""
     import json
