@@ -241,3 +241,5 @@ bench-cifar: setup data
 	$(PY) bench/alignment.py cifar_online_aug_alpha-0.3
 	$(PY) bench/cost.py --steps 100 --repeats 2 --threads 1 --methods er der derpp erace clser
 	$(PY) bench/cost.py --steps 20 --repeats 1 --threads 1 --count-ops --methods er der derpp erace clser
+	$(PY) bench/op_map.py --variant er
+	$(PY) bench/op_map.py --variant "er+ddn (head)"

@@ -184,6 +184,15 @@ def test_make_bench_names_only_real_suites_tags_and_options():
                 if not path.startswith("-"):
                     folder, tag = Path(path).relative_to("bench/out").parts
                     assert (folder, tag) in written, f"make bench: `{line.strip()}` reads {path}, which no run writes"
+    variants = load("cost").VARIANTS
+    for line in recipe.splitlines():  # bench/cost.py and bench/op_map.py: every variant they name exists
+        if "bench/cost.py" in line or "bench/op_map.py" in line:
+            named, flag = [], None
+            for arg in shlex.split(line.split(".py", 1)[1]):
+                flag = arg if arg.startswith("--") else flag
+                if flag in ("--variant", "--variants") and arg != flag:
+                    named.append(arg)
+            assert set(named) <= set(variants), f"make bench: `{line.strip()}` names an unknown variant"
 
 
 def test_paired_gains_against_a_base_of_another_suite(tmp_path):
