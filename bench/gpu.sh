@@ -12,7 +12,7 @@
 # Everything lands in OUT_DIR: log.txt, env.txt, cost.md, accuracy.md and runs.tgz (every run's results.json).
 # Variables: WORKERS (parallel runs, 11), ONLY_ACCURACY=1 (phase 2 alone), ONLY_COST=1 (phases 1 and 3), JOBS_FILE
 # (lines "TAG SEED" to run instead of the default list), COST_S / STEPS (phase 3: seconds per cell, default
-# 25 per process; steps per measurement), TRAINER=cpu STEPS=2 (a dry run without a GPU).
+# 30 per process; steps per measurement), TRAINER=cpu STEPS=2 (a dry run without a GPU).
 set -u
 OUT_DIR=${1:?usage: bash bench/gpu.sh OUT_DIR [ACCURACY_SECONDS]}
 ACC_S=${2:-300}
@@ -76,7 +76,7 @@ for spec in "online 32-true" "offline 32-true" "online bf16-mixed" "offline bf16
   variants=("er+ddn (head)"); [ "$2" = 32-true ] && variants+=("er+ddn (full)")  # full scope: fp32 only
   profiled=(); [ "$spec" = "online 32-true" ] && profiled=(--count-ops)
   n=$(( (${#variants[@]} + 1) * (2 + ${#profiled[@]}) ))  # fresh processes in this cell, ~20 s each on the H200
-  timeout ${COST_S:-$((25 * n))} $PY bench/cost.py --steps ${STEPS:-100} --repeats 2 "${profiled[@]}" --variants "${variants[@]}" \
+  timeout ${COST_S:-$((30 * n))} $PY bench/cost.py --steps ${STEPS:-100} --repeats 2 "${profiled[@]}" --variants "${variants[@]}" \
     --extra trainer=$TRAINER setting=$1 trainer.precision=$2 > /tmp/cost.txt 2>> "$LOG" || say "cost $spec FAILED"
   cat /tmp/cost.txt >> "$LOG"; grep -E "^(\||seq_)" /tmp/cost.txt | tee -a "$OUT_DIR/cost.md"
 done
