@@ -126,7 +126,7 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen forgetting
 	$(PY) bench/run.py cifar_online --only clser_hard clser_ddn --seeds 18 --out cifar_clser_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
-	$(PY) bench/run.py cifar_frozen --only clser_ddn_frozen --seeds 8 --out cifar_clser_aug_lr001 \
+	$(PY) bench/run.py cifar_frozen --only clser_ddn_frozen --seeds 10 --out cifar_clser_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard task_il
