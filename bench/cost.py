@@ -44,6 +44,12 @@ def base_of(variant: str) -> str:
     return variant.split("+")[0]
 
 
+def is_top_level_op(event) -> bool:
+    """An aten op of a profiler trace that no other aten op called: one dispatch from Python or autograd."""
+    parent = event.cpu_parent
+    return event.name.startswith("aten::") and (parent is None or not parent.name.startswith("aten::"))
+
+
 def profile_ops(fn: Callable[[], object], cuda: bool = False) -> dict[str, float]:
     """Runs ``fn`` under the torch profiler. ``ops``: aten ops dispatched, not counting those an aten op calls
     inside itself (the backward pass's ops included): what each costs a launch and Python/dispatcher time,
@@ -58,8 +64,7 @@ def profile_ops(fn: Callable[[], object], cuda: bool = False) -> dict[str, float
         if cuda:
             torch.cuda.synchronize()
     events = prof.events()
-    out = {"ops": float(sum(1 for e in events if e.name.startswith("aten::")
-                            and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))))}
+    out = {"ops": float(sum(1 for e in events if is_top_level_op(e)))}
     if cuda:  # user annotations (optimizer steps) span kernels already counted: left out, as the profiler's total does
         out["gpu_kernel_s"] = sum(e.device_time_total for e in events if e.device_type == DeviceType.CUDA
                                   and not e.is_user_annotation) / 1e6

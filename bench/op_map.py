@@ -58,7 +58,7 @@ def op_map(overrides: list[str], steps: int, threads: int | None) -> dict[str, c
         fit()
     by_phase: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for e in prof.events():
-        if not e.name.startswith("aten::") or (e.cpu_parent is not None and e.cpu_parent.name.startswith("aten::")):
+        if not cost.is_top_level_op(e):
             continue
         path, parent = [], e.cpu_parent
         while parent is not None:
