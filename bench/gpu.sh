@@ -6,7 +6,7 @@
 #   3. cost: Split CIFAR-10, offline ResNet-18 (nf 64, batch 32 + 32) and online (nf 20, batch 10 + 10), 100
 #      steps of task 1 with a full buffer: samples/s and peak GPU memory, ER vs ER + DDN (head; full scope in
 #      fp32), fp32 and bf16; online fp32 also profiled (torch ops, GPU kernel time and busy share, syncs per step).
-#      Each measurement is a fresh process (~20 s on the H200, start-up included): about 8 minutes in all
+#      Each measurement is a fresh process (20–28 s on the H200, start-up included): about 8 minutes in all
 # Needs the CIFAR-10 folder in data/cifar10 (`make data`), or .gpu/cifar10-jpeg.tar.gz; Python packages that
 # the machine lacks can sit in .gpu/site (pure-Python hydra-core, omegaconf, antlr4).
 # Everything lands in OUT_DIR: log.txt, env.txt, cost.md, accuracy.md and runs.tgz (every run's results.json).
@@ -75,7 +75,7 @@ for spec in "online 32-true" "offline 32-true" "online bf16-mixed" "offline bf16
   set -- $spec
   variants=("er+ddn (head)"); [ "$2" = 32-true ] && variants+=("er+ddn (full)")  # full scope: fp32 only
   profiled=(); [ "$spec" = "online 32-true" ] && profiled=(--count-ops)
-  n=$(( (${#variants[@]} + 1) * (2 + ${#profiled[@]}) ))  # fresh processes in this cell, ~20 s each on the H200
+  n=$(( (${#variants[@]} + 1) * (2 + ${#profiled[@]}) ))  # fresh processes in this cell, 20–28 s each on the H200
   timeout ${COST_S:-$((30 * n))} $PY bench/cost.py --steps ${STEPS:-100} --repeats 2 "${profiled[@]}" --variants "${variants[@]}" \
     --extra trainer=$TRAINER setting=$1 trainer.precision=$2 > /tmp/cost.txt 2>> "$LOG" || say "cost $spec FAILED"
   cat /tmp/cost.txt >> "$LOG"; grep -E "^(\||seq_)" /tmp/cost.txt | tee -a "$OUT_DIR/cost.md"
