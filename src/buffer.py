@@ -55,23 +55,27 @@ class ReservoirBuffer(nn.Module):
 
     def reservoir_slots(self, n_new: int) -> Tensor:
         """Slot for each of ``n_new`` incoming samples (-1 = not stored); advances ``num_seen``."""
-        slots = torch.full((n_new,), -1, dtype=torch.long)
+        # plain Python ints: a tensor write per sample costs a dispatched op each (a GPU step is bound
+        # by its op count); only the draw itself goes through the generator, so the stream is unchanged
+        slots: list[int] = []
         n = int(self.num_seen)
-        for i in range(n_new):
+        for _ in range(n_new):
             if n < self.size:
-                slots[i] = n
+                slots.append(n)
             else:
                 r = int(torch.randint(0, n + 1, (1,), generator=self.generator))
-                if r < self.size:
-                    slots[i] = r
+                slots.append(r if r < self.size else -1)
             n += 1
         self.num_seen.fill_(n)
         # a later sample of the same batch that lands on the same slot replaces the earlier one, as a
         # per-sample loop would: the earlier one counts as not stored
+        taken: set[int] = set()
         for i in range(n_new - 1, -1, -1):
-            if slots[i] >= 0 and (slots[i + 1:] == slots[i]).any():
+            if slots[i] in taken:
                 slots[i] = -1
-        return slots
+            elif slots[i] >= 0:
+                taken.add(slots[i])
+        return torch.tensor(slots, dtype=torch.long)
 
     @torch.no_grad()
     def add(self, x: Tensor, y: Tensor, task: Tensor, logits: Tensor | None = None) -> Tensor:
