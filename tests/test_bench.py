@@ -272,6 +272,10 @@ def test_buffer_label_flows_exact_values():
     s = load("buffer_labels").summarise(y, y // 2, torch.eye(2)[torch.tensor([1, 1, 0, 1])], current_task=0,
                                         classes_per_task=2, n_tasks=1)
     assert s["top_flips"] == [(0, 1, 2, 3)]
+    y = torch.tensor([1, 1])  # label_mix=0.5 saturated on class 0: a 50/50 tie is not a flip, 0.4 / 0.6 is
+    s = load("buffer_labels").summarise(y, y // 2, torch.tensor([[0.5, 0.5], [0.6, 0.4]]), current_task=0,
+                                        classes_per_task=2, n_tasks=1)
+    assert s["flipped"] == 0.5 and s["top_flips"] == [(1, 0, 1, 2)]
 
 
 def test_buffer_labels_of_a_run_kept_after_every_task(cfg_factory):

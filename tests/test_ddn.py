@@ -328,6 +328,19 @@ def test_confident_wrong_labels_are_warned_about(caplog):
     assert "relabel_warnings" not in RandomLabels(4, N_CLASSES, seed=0).summary()  # random labels flip by design
 
 
+def test_flip_share_counts_strictly_more_mass_elsewhere():
+    plugin = DDNLabels(ddn_opts(), 5, N_CLASSES, 2, 0.9, 0, False)
+    ctx = StepContext(1, torch.ones(N_CLASSES, dtype=torch.bool))
+    y = torch.tensor([1, 2, 3, 3])
+    tie = torch.tensor([[0.5, 0.5, 0.0, 0.0],  # label_mix=0.5 saturated on a lower class: a tie, not a flip
+                        [0.0, 0.5, 0.5, 0.0],
+                        [0.0, 0.0, 0.6, 0.4],  # more mass elsewhere: a flip
+                        [0.1, 0.1, 0.1, 0.7]])
+    plugin._record(tie, y, ctx)
+    assert plugin.diagnostics()["argmax_flip_share"] == pytest.approx(0.25)
+    assert plugin.diagnostics()["true_class_mass"] == pytest.approx((0.5 + 0.5 + 0.4 + 0.7) / 4)
+
+
 def test_old_to_old_restricts_old_samples():
     plugin = DDNLabels(ddn_opts(old_to_old=True), 5, N_CLASSES, 2, 0.9, 0, False)
     draw = StepBatch(torch.zeros(2, 1), torch.tensor([0, 2]), torch.tensor([0, 1]))
