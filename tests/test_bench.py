@@ -315,3 +315,39 @@ def test_buffer_labels_of_a_run_kept_after_every_task(cfg_factory):
     assert bl.buffer_labels(Path(hard.output_dir) / "checkpoints" / "last.ckpt") is None  # no learned labels
     with pytest.raises(SystemExit, match="keep_task_ends=true"):
         bl.checkpoints([str(hard.output_dir)], task_ends=True)
+
+
+def test_compare_runs_tells_identical_from_changed(tmp_path):
+    """bench/compare_runs.py: timings, versions and output_dir may differ; any other field makes a pair differ."""
+    import json
+
+    cmp = load("compare_runs")
+
+    def write(root, tag, seed, class_il, **extra):
+        folder = root / tag / f"seed{seed}"
+        folder.mkdir(parents=True)
+        result = {"status": "completed", "final": {"class_il": class_il}, "config": {"output_dir": str(folder),
+                  "seed": seed}, "train_s": 10.0 + seed, "versions": {"cpu": "Intel", "cpu_capability": "AVX512"},
+                  "label_diagnostics": {"argmax_flip_share": 0.0}}
+        result.update(extra)
+        (folder / "results.json").write_text(json.dumps(result))
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for seed in (0, 1):
+        write(old, "er_ddn", seed, 80.0 + seed)
+    write(old, "er_hard", 0, 70.0)
+    write(new, "er_ddn", 0, 80.0, train_s=99.0, versions={"cpu": "AMD"})  # only what a rerun may change
+    write(new, "er_ddn", 1, 81.0, label_diagnostics={"argmax_flip_share": 0.5})
+    write(new, "er_ddn", 2, 82.0)
+    lines, n_diff = cmp.compare(old, new)
+    assert n_diff == 1
+    assert "| er_ddn/seed0 | yes | 80.00 → 80.00 | – |" in lines
+    assert "| er_ddn/seed1 | no | 81.00 → 81.00 | label_diagnostics |" in lines
+    assert lines[-1] == ("1 of 2 matched runs identical; 1 only in OLD (er_hard/seed0); "
+                         "1 only in NEW (er_ddn/seed2)")
+    assert "(AMD; Intel AVX512)" in lines[0]
+    assert cmp.main([str(old / "er_ddn" / "seed0"), str(new / "er_ddn" / "seed0")]) == 0
+    assert cmp.main([str(old), str(new)]) == 1
+    write(new, "er_hard", 0, 70.5, config={"output_dir": "x", "seed": 1})
+    lines, _ = cmp.compare(old, new)
+    assert "| er_hard/seed0 | no | 70.00 → 70.50 (+0.50) | final, config.seed |" in lines

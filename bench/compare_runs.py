@@ -1,0 +1,85 @@
+"""Are two sets of runs the same? ``python bench/compare_runs.py OLD NEW``
+
+OLD and NEW are suite folders (``bench/out/mnist``, or the same suite in a clean clone) or single run folders;
+runs are matched by their path under them (``<tag>/seed<k>/results.json``). A pair is *identical* when every
+field of ``results.json`` is equal except timings, ``versions`` and ``config.output_dir`` (accuracy matrices,
+per-class figures and label diagnostics included). On one CPU a rerun, or a change that claims not to touch
+the numbers, should give identical pairs; on another CPU the math kernels differ (BENCHMARKS, header), so the
+class-IL differences are printed too. Exits 1 when a matched pair differs or nothing matches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# what a rerun may change without the run being different
+TIMING_FIELDS = {"wall_clock_s", "train_s", "eval_s", "samples_per_s", "step_timings_s", "data_share",
+                 "finished_at", "versions"}
+
+
+def runs(root: Path) -> dict[str, dict]:
+    """{path relative to ``root``: results.json} of every run under ``root`` (``root`` itself may be a run)."""
+    return {str(f.parent.relative_to(root)): json.loads(f.read_text()) for f in sorted(root.rglob("results.json"))}
+
+
+def differing_fields(old: dict, new: dict) -> list[str]:
+    """Top-level result fields (``config.<key>`` for the config) whose values differ, timings left out."""
+    out = [k for k in sorted((set(old) | set(new)) - TIMING_FIELDS - {"config"}) if old.get(k) != new.get(k)]
+    oc, nc = dict(old.get("config") or {}), dict(new.get("config") or {})
+    oc.pop("output_dir", None), nc.pop("output_dir", None)
+    out += [f"config.{k}" for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)]
+    return out
+
+
+def class_il(result: dict) -> float | None:
+    return (result.get("final") or {}).get("class_il")
+
+
+def compare(old_root: Path, new_root: Path) -> tuple[list[str], int]:
+    """Report lines (Markdown) and the number of matched pairs that differ (-1: no pair matched)."""
+    old, new = runs(old_root), runs(new_root)
+    both = sorted(set(old) & set(new))
+    lines = [f"OLD {old_root} ({_machine(old)}), NEW {new_root} ({_machine(new)})", "",
+             "| run | identical | class-IL old → new | differing fields |", "|---|---|---|---|"]
+    n_diff = 0
+    for key in both:
+        fields = differing_fields(old[key], new[key])
+        n_diff += bool(fields)
+        a, b = class_il(old[key]), class_il(new[key])
+        change = "–" if a is None or b is None else f"{a:.2f} → {b:.2f}" + (f" ({b - a:+.2f})" if a != b else "")
+        lines.append(f"| {key} | {'yes' if not fields else 'no'} | {change} | {', '.join(fields) or '–'} |")
+    lines += ["", f"{len(both) - n_diff} of {len(both)} matched runs identical"
+              + _unmatched("OLD", set(old) - set(new)) + _unmatched("NEW", set(new) - set(old))]
+    return lines, n_diff if both else -1
+
+
+def _unmatched(side: str, keys: set[str]) -> str:
+    if not keys:
+        return ""
+    shown = sorted(keys)[:4]
+    return f"; {len(keys)} only in {side} ({', '.join(shown)}{', …' if len(keys) > len(shown) else ''})"
+
+
+def _machine(results: dict[str, dict]) -> str:
+    cpus = sorted({f"{(r.get('versions') or {}).get('cpu', '?')} {(r.get('versions') or {}).get('cpu_capability', '')}"
+                   .strip() for r in results.values()})
+    return "; ".join(cpus) or "no runs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("old", type=Path)
+    p.add_argument("new", type=Path)
+    args = p.parse_args(argv)
+    for folder in (args.old, args.new):
+        if not folder.is_dir():
+            sys.exit(f"{folder}: not a folder; give a suite folder such as bench/out/mnist or one run folder")
+    lines, n_diff = compare(args.old, args.new)
+    print("\n".join(lines))
+    return 0 if n_diff == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
