@@ -81,6 +81,7 @@ def prepare(overrides: list[str], steps: int,
     from hydra import compose, initialize_config_dir
 
     import src.config_resolvers  # noqa: F401
+    from src.config_check import validate_config
     from src.train import build, quiet_lightning
 
     if threads:
@@ -89,6 +90,7 @@ def prepare(overrides: list[str], steps: int,
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["logger=none", "trainer.enable_progress_bar=false", "output_dir=/tmp/cost",
                                           "checkpoint.enabled=false", *overrides])
+    validate_config(cfg)  # a bad --extra fails here with the key and the fix, not inside a worker's traceback
     stream, learner = build(cfg)
     x, y = stream.train_x[stream.train_indices(0)], stream.train_y[stream.train_indices(0)]
     with torch.no_grad():  # a full buffer of task-0 samples (DER's stored logits: those of the initial net)

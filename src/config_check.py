@@ -42,6 +42,12 @@ def validate_config(cfg: DictConfig) -> None:
         _fail("ddn.unroll_scope", ddn.unroll_scope, "choose head or full")
     if not _is_int(ddn.unroll_steps) or ddn.unroll_steps < 1:
         _fail("ddn.unroll_steps", ddn.unroll_steps, "use an integer >= 1 (1 = the paper's one-step unroll)")
+    hypergrad = ddn.get("hypergrad", "autograd")
+    if hypergrad not in ("autograd", "analytic"):
+        _fail("ddn.hypergrad", hypergrad, "choose autograd or analytic")
+    if hypergrad == "analytic" and (ddn.unroll_scope != "head" or ddn.unroll_steps != 1):
+        _fail("ddn.hypergrad", hypergrad, "the closed form covers one head-scope virtual step: set "
+              "ddn.unroll_scope=head ddn.unroll_steps=1, or ddn.hypergrad=autograd")
     if not _is_int(ddn.every) or ddn.every < 1:
         _fail("ddn.every", ddn.every, "use an integer >= 1 (outer step every N inner steps)")
     if not _is_int(ddn.boundary_iters) or ddn.boundary_iters < 0:

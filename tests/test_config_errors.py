@@ -31,6 +31,9 @@ CASES = [
     (["ddn.label_mix=0"], "ddn.label_mix=0"),
     (["ddn.center_hypergrad=maybe"], "ddn.center_hypergrad='maybe'"),
     (["ddn.input_norm=1"], "ddn.input_norm=1"),
+    (["ddn.hypergrad=exact"], "choose autograd or analytic"),
+    (["ddn.hypergrad=analytic", "ddn.unroll_steps=3"], "ddn.unroll_steps=1"),
+    (["ddn.hypergrad=analytic", "ddn.unroll_scope=full"], "ddn.unroll_scope=head"),
 ]
 
 

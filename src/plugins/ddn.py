@@ -78,6 +78,10 @@ class BilevelLabels(LabelPlugin):
         super().__init__()
         self.every, self.unroll_steps, self.scope = opts.every, opts.unroll_steps, opts.unroll_scope
         self.first_order, self.val_source = opts.first_order, opts.val_source
+        self.hypergrad = opts.get("hypergrad", "autograd")
+        if self.hypergrad == "analytic" and (self.scope != "head" or self.unroll_steps != 1):
+            raise ValueError("ddn.hypergrad=analytic covers one head-scope virtual step: set ddn.unroll_scope=head "
+                             "ddn.unroll_steps=1, or ddn.hypergrad=autograd")
         self.val_batch_size, self.val_balanced = opts.val_batch_size, opts.get("val_balanced", False)
         self.old_to_old, self.own_task, self.frozen = opts.old_to_old, opts.get("own_task", False), frozen
         self.per_step, self.boundary_iters = opts.per_step, opts.boundary_iters
@@ -264,7 +268,7 @@ class BilevelLabels(LabelPlugin):
                     feats = learner.batched(net.features, xs)
             soft = self.live_labels(self.representation(draws[li], feats[1 + li]), draws[li],
                                     self.allowed_classes(draws[li], ctx))
-            if soft.requires_grad:
+            if soft.requires_grad and self.hypergrad != "analytic":  # the analytic path records it itself
                 held, y_draw = soft.detach(), draws[li].y
                 soft.register_hook(lambda g: self._on_hypergrad(g, held, y_draw))
 
@@ -288,9 +292,47 @@ class BilevelLabels(LabelPlugin):
                 def val_logits(th: dict[str, Tensor]) -> Tensor:
                     return functional_call(net, th, (val_batch.x,))
 
+            if self.hypergrad == "analytic":  # head scope, K = 1 (refused otherwise in __init__)
+                return self._analytic_outer_loss(learner, stream, draws, ctx, soft, feats, val_feats,
+                                                 val_batch.y, lr)
             theta_k = self.unroll(theta, inner_logits, lambda logits: sum(
                 learner.inner_loss(logits, stream, draws, ctx, soft).values()), lr)
             return cross_entropy(val_logits(theta_k), val_batch.y)
+
+    def _analytic_outer_loss(self, learner: ContinualLearner, stream: StepBatch, draws: list[StepBatch],
+                             ctx: StepContext, soft: Tensor, feats: list[Tensor], val_feats: Tensor,
+                             val_y: Tensor, lr: float) -> Tensor:
+        """The one-step head-scope outer loss with its hypergradient in closed form (``ddn.hypergrad=analytic``).
+
+        The labels s enter the inner loss only through alpha * mean_i CE(z_i, s_i) on the label draw's logits z,
+        whose gradient in z is p_i * sum(s_i) - s_i. So d theta' / d s_ic = -lr * alpha / B * J_i^T (p_i - e_c)
+        and dL_outer / d s_ic = -lr * alpha / B * v_i . (p_i - e_c), with G = dL_outer / d theta' and v_i = J_i G
+        the change of z_i along G (one forward-mode product). Equal to the autograd value up to rounding
+        (tests), without the second-order graph: two first-order head backwards and one JVP.
+        Returns a tensor whose value is L_outer and whose gradient in omega is that hypergradient.
+        """
+        head = learner.net.head
+        names, params = zip(*head.named_parameters())
+        li = learner.method.label_draw
+        held = soft.detach()
+        with torch.enable_grad():
+            th = [p.detach().requires_grad_() for p in params]
+            logits = [functional_call(head, dict(zip(names, th)), (f,)) for f in feats]
+            inner = sum(learner.inner_loss(logits, stream, draws, ctx, held).values())
+            grads = torch.autograd.grad(inner, th, allow_unused=True)
+            th1 = [(t - lr * g if g is not None else t).detach().requires_grad_() for t, g in zip(th, grads)]
+            outer = cross_entropy(functional_call(head, dict(zip(names, th1)), (val_feats,)), val_y)
+            outer_grad = torch.autograd.grad(outer, th1)
+        if isinstance(head, nn.Linear):  # linear in its parameters: J_i G is the head applied with G
+            v = F.linear(feats[1 + li], *outer_grad)
+        else:
+            _, v = torch.func.jvp(lambda *ps: functional_call(head, dict(zip(names, ps)), (feats[1 + li],)),
+                                  tuple(p.detach() for p in params), outer_grad)
+        p = logits[1 + li].detach().softmax(1)
+        hyper = (lr * learner.alpha / len(held)) * (v - (v * p).sum(1, keepdim=True))
+        hyper = self._on_hypergrad(hyper, held, draws[li].y)
+        surrogate = (soft * hyper).sum()  # d surrogate / d omega = the hypergradient through the label network
+        return outer.detach() + surrogate - surrogate.detach()
 
     def _on_hypergrad(self, grad: Tensor, soft: Tensor, y: Tensor) -> Tensor:
         """dL_outer / d(soft label), one row per replayed sample: record how much of it is one push shared by
