@@ -5,8 +5,9 @@
 #      the GPU, until ACCURACY_SECONDS (default 300) have passed; unfinished runs are dropped
 #   3. cost: Split CIFAR-10, offline ResNet-18 (nf 64, batch 32 + 32) and online (nf 20, batch 10 + 10), 100
 #      steps of task 1 with a full buffer: samples/s and peak GPU memory, ER vs ER + DDN (head; full scope in
-#      fp32), fp32 and bf16; online fp32 also profiled (torch ops, GPU kernel time and busy share, syncs per step).
-#      Each measurement is a fresh process (20–28 s on the H200, start-up included): about 8 minutes in all
+#      fp32), fp32 and bf16; online fp32 also profiled (torch ops, GPU kernel time and busy share, syncs per step),
+#      and again with ddn.hypergrad=analytic (BENCHMARKS 4f).
+#      Each measurement is a fresh process (20–28 s on the H200, start-up included): about 11 minutes in all
 # Needs the CIFAR-10 folder in data/cifar10 (`make data`), or .gpu/cifar10-jpeg.tar.gz; Python packages that
 # the machine lacks can sit in .gpu/site (pure-Python hydra-core, omegaconf, antlr4).
 # Everything lands in OUT_DIR: log.txt, env.txt, cost.md, accuracy.md and runs.tgz (every run's results.json).
@@ -71,13 +72,16 @@ pgrep -f nvidia-cuda-mps >/dev/null && { echo quit | nvidia-cuda-mps-control; sl
 fi
 [ -n "${ONLY_ACCURACY:-}" ] && { say "done"; exit 0; }
 say "3. cost"
-for spec in "online 32-true" "offline 32-true" "online bf16-mixed" "offline bf16-mixed"; do
+# the second cell: the opt-in closed-form hypergradient (BENCHMARKS 4f), measured only by op count so far
+for spec in "online 32-true" "online 32-true ddn.hypergrad=analytic" "offline 32-true" "online bf16-mixed" \
+            "offline bf16-mixed"; do
   set -- $spec
-  variants=("er+ddn (head)"); [ "$2" = 32-true ] && variants+=("er+ddn (full)")  # full scope: fp32 only
-  profiled=(); [ "$spec" = "online 32-true" ] && profiled=(--count-ops)
+  extra=${3:-}
+  variants=("er+ddn (head)"); [ "$2" = 32-true ] && [ -z "$extra" ] && variants+=("er+ddn (full)")  # fp32 only
+  profiled=(); [ "$1 $2" = "online 32-true" ] && profiled=(--count-ops)
   n=$(( (${#variants[@]} + 1) * (2 + ${#profiled[@]}) ))  # fresh processes in this cell, 20–28 s each on the H200
   timeout ${COST_S:-$((30 * n))} $PY bench/cost.py --steps ${STEPS:-100} --repeats 2 "${profiled[@]}" --variants "${variants[@]}" \
-    --extra trainer=$TRAINER setting=$1 trainer.precision=$2 > /tmp/cost.txt 2>> "$LOG" || say "cost $spec FAILED"
+    --extra trainer=$TRAINER setting=$1 trainer.precision=$2 $extra > /tmp/cost.txt 2>> "$LOG" || say "cost $spec FAILED"
   cat /tmp/cost.txt >> "$LOG"; grep -E "^(\||seq_)" /tmp/cost.txt | tee -a "$OUT_DIR/cost.md"
 done
 
