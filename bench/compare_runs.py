@@ -3,9 +3,10 @@
 OLD and NEW are suite folders (``bench/out/mnist``, or the same suite in a clean clone) or single run folders;
 runs are matched by their path under them (``<tag>/seed<k>/results.json``). A pair is *identical* when every
 field of ``results.json`` is equal except timings, ``versions`` and ``config.output_dir`` (accuracy matrices,
-per-class figures and label diagnostics included). On one CPU a rerun, or a change that claims not to touch
-the numbers, should give identical pairs; on another CPU the math kernels differ (BENCHMARKS, header), so the
-class-IL differences are printed too. Exits 1 when a matched pair differs or nothing matches.
+per-class figures and label diagnostics included; config options only one side records are skipped). On one CPU
+and one thread count a rerun, or a change that claims not to touch the numbers, should give identical pairs; on
+another CPU or with more torch threads the math kernels differ (BENCHMARKS, header and section 7), so the class-IL
+differences are printed too. Exits 1 when a matched pair differs or nothing matches.
 """
 from __future__ import annotations
 
@@ -24,12 +25,19 @@ def runs(root: Path) -> dict[str, dict]:
     return {str(f.parent.relative_to(root)): json.loads(f.read_text()) for f in sorted(root.rglob("results.json"))}
 
 
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in config.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def differing_fields(old: dict, new: dict) -> list[str]:
-    """Top-level result fields (``config.<key>`` for the config) whose values differ, timings left out."""
+    """Top-level result fields, then ``config.<dotted key>``s, whose values differ, timings left out. A config key
+    only one side has (an option added after the older run) is not a difference: the run could not record it."""
     out = [k for k in sorted((set(old) | set(new)) - TIMING_FIELDS - {"config"}) if old.get(k) != new.get(k)]
-    oc, nc = dict(old.get("config") or {}), dict(new.get("config") or {})
-    oc.pop("output_dir", None), nc.pop("output_dir", None)
-    out += [f"config.{k}" for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)]
+    oc, nc = _flat(old.get("config") or {}), _flat(new.get("config") or {})
+    out += [f"config.{k}" for k in sorted((set(oc) & set(nc)) - {"output_dir"}) if oc[k] != nc[k]]
     return out
 
 
@@ -63,9 +71,13 @@ def _unmatched(side: str, keys: set[str]) -> str:
 
 
 def _machine(results: dict[str, dict]) -> str:
-    cpus = sorted({f"{(r.get('versions') or {}).get('cpu', '?')} {(r.get('versions') or {}).get('cpu_capability', '')}"
-                   .strip() for r in results.values()})
-    return "; ".join(cpus) or "no runs"
+    """The CPUs (and torch thread counts, where recorded) the runs ran on: bit for bit needs both the same."""
+    seen = set()
+    for r in results.values():
+        v = r.get("versions") or {}
+        threads = f", {v['torch_threads']} threads" if "torch_threads" in v else ""
+        seen.add(f"{v.get('cpu', '?')} {v.get('cpu_capability', '')}".strip() + threads)
+    return "; ".join(sorted(seen)) or "no runs"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,10 +51,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def versions() -> dict[str, str]:
-    """Software and hardware a run ran on. A run is bit-exact on one machine; torch and its math libraries
-    pick their kernels per CPU (``cpu``, ``cpu_capability``), so another CPU gives the same seed a slightly
-    different float path (BENCHMARKS.md, section 2f)."""
+def versions() -> dict[str, str | int]:
+    """Software and hardware a run ran on. A run is bit-exact on one machine at one thread count; torch and its
+    math libraries pick their kernels per CPU (``cpu``, ``cpu_capability``) and split reductions by thread count
+    (``torch_threads``), so another CPU or thread count gives the same seed a slightly different float path
+    (BENCHMARKS.md, sections 2f and 7)."""
     import hydra
     import pytorch_lightning
     import torch
@@ -62,7 +63,7 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__,
             "pytorch_lightning": pytorch_lightning.__version__, "hydra": hydra.__version__,
             "cuda": str(torch.version.cuda), "machine": platform.machine(), "cpu": cpu_name(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}
 
 

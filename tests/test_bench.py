@@ -348,6 +348,8 @@ def test_compare_runs_tells_identical_from_changed(tmp_path):
     assert "(AMD; Intel AVX512)" in lines[0]
     assert cmp.main([str(old / "er_ddn" / "seed0"), str(new / "er_ddn" / "seed0")]) == 0
     assert cmp.main([str(old), str(new)]) == 1
-    write(new, "er_hard", 0, 70.5, config={"output_dir": "x", "seed": 1})
-    lines, _ = cmp.compare(old, new)
+    write(new, "er_hard", 0, 70.5, config={"output_dir": "x", "seed": 1, "ddn": {"hypergrad": "analytic"}})
+    lines, _ = cmp.compare(old, new)  # an option the old run predates is not a difference; a changed one is
     assert "| er_hard/seed0 | no | 70.00 → 70.50 (+0.50) | final, config.seed |" in lines
+    changed = cmp.differing_fields({"config": {"ddn": {"lr": 1, "x": 0}}}, {"config": {"ddn": {"lr": 2}}})
+    assert changed == ["config.ddn.lr"]

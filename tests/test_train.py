@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from src.train import train
 
@@ -24,6 +25,7 @@ def test_two_task_run_writes_results_and_tensorboard(cfg_factory, baseline):
     assert saved["config"]["baseline"]["name"] == baseline
     assert saved["samples_per_s"] > 0 and saved["versions"]["torch"]
     assert saved["versions"]["cpu"] and saved["versions"]["cpu_capability"]  # bit-exact reruns need the same kernels
+    assert saved["versions"]["torch_threads"] == torch.get_num_threads()  # ... and the same thread count
     assert payload["final"] == saved["final"]
     tb = list(Path(out).rglob("events.out.tfevents*"))
     assert tb, "TensorBoard event file missing"
