@@ -5,6 +5,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from src.plugins.ddn import analytic_hypergrad_fix
 from src.plugins.factory import LABEL_VARIANTS
 
 
@@ -45,9 +46,8 @@ def validate_config(cfg: DictConfig) -> None:
     hypergrad = ddn.get("hypergrad", "autograd")
     if hypergrad not in ("autograd", "analytic"):
         _fail("ddn.hypergrad", hypergrad, "choose autograd or analytic")
-    if hypergrad == "analytic" and (ddn.unroll_scope != "head" or ddn.unroll_steps != 1):
-        _fail("ddn.hypergrad", hypergrad, "the closed form covers one head-scope virtual step: set "
-              "ddn.unroll_scope=head ddn.unroll_steps=1, or ddn.hypergrad=autograd")
+    if hypergrad == "analytic" and (fix := analytic_hypergrad_fix(ddn.unroll_scope, ddn.unroll_steps)):
+        _fail("ddn.hypergrad", hypergrad, fix)
     if not _is_int(ddn.every) or ddn.every < 1:
         _fail("ddn.every", ddn.every, "use an integer >= 1 (outer step every N inner steps)")
     if not _is_int(ddn.boundary_iters) or ddn.boundary_iters < 0:

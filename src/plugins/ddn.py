@@ -68,6 +68,15 @@ class LabelNet(nn.Module):
         return probs if self.mix == 1.0 else (1 - self.mix) * onehot + self.mix * probs
 
 
+def analytic_hypergrad_fix(scope: str, unroll_steps: int) -> str | None:
+    """What to change so that ``ddn.hypergrad=analytic`` applies (None: it does): the closed form is the
+    one-step head-scope hypergradient."""
+    if scope != "head" or unroll_steps != 1:
+        return ("the closed form covers one head-scope virtual step: set ddn.unroll_scope=head ddn.unroll_steps=1, "
+                "or ddn.hypergrad=autograd")
+    return None
+
+
 class BilevelLabels(LabelPlugin):
     """Shared outer step of the learned variants; subclasses say how labels come from their parameters."""
 
@@ -79,9 +88,8 @@ class BilevelLabels(LabelPlugin):
         self.every, self.unroll_steps, self.scope = opts.every, opts.unroll_steps, opts.unroll_scope
         self.first_order, self.val_source = opts.first_order, opts.val_source
         self.hypergrad = opts.get("hypergrad", "autograd")
-        if self.hypergrad == "analytic" and (self.scope != "head" or self.unroll_steps != 1):
-            raise ValueError("ddn.hypergrad=analytic covers one head-scope virtual step: set ddn.unroll_scope=head "
-                             "ddn.unroll_steps=1, or ddn.hypergrad=autograd")
+        if self.hypergrad == "analytic" and (fix := analytic_hypergrad_fix(self.scope, self.unroll_steps)):
+            raise ValueError(f"ddn.hypergrad=analytic: {fix}")  # built outside the config check
         self.val_batch_size, self.val_balanced = opts.val_batch_size, opts.get("val_balanced", False)
         self.old_to_old, self.own_task, self.frozen = opts.old_to_old, opts.get("own_task", False), frozen
         self.per_step, self.boundary_iters = opts.per_step, opts.boundary_iters
