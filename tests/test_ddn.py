@@ -76,6 +76,14 @@ def batches(learner, seed=0):
     return stream, draws, StepContext(task=1, seen_classes=seen)
 
 
+def tiny_net(kind):
+    """The three heads the hypergradient tests cover: MLP with a linear or cosine head, ResNet (BatchNorm)."""
+    torch.manual_seed(1)
+    if kind == "resnet":
+        return ResNet18((1, 4, 4), N_CLASSES, nf=2)
+    return MLP((1, 4, 4), N_CLASSES, [6], head="cosine" if kind == "mlp_cosine" else "linear")
+
+
 def outer_value_and_grad(plugin, learner, stream, draws, ctx):
     n_stream, val = plugin.validation_batch(learner, stream, draws, ctx)
     val = (n_stream, StepBatch(val.x.double(), val.y, val.task))
@@ -105,11 +113,7 @@ def finite_difference(plugin, learner, stream, draws, ctx, val, params, directio
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("steps", [1, 2])
 def test_hypergradient_matches_finite_difference(net_kind, scope, first_order, steps):
-    torch.manual_seed(1)
-    if net_kind == "resnet":
-        net = ResNet18((1, 4, 4), N_CLASSES, nf=2)
-    else:
-        net = MLP((1, 4, 4), N_CLASSES, [6], head="cosine" if net_kind == "mlp_cosine" else "linear")
+    net = tiny_net(net_kind)
     plugin, learner = ddn_learner(net, unroll_scope=scope, first_order=first_order, unroll_steps=steps)
     stream, draws, ctx = batches(learner)
     bn_before = {k: v.clone() for k, v in net.named_buffers()}
@@ -134,11 +138,7 @@ def test_analytic_hypergradient_equals_autograd(method, net_kind):
     hypergradient statistics, for every method's inner loss and any head (the JVP covers the cosine head)."""
     out = {}
     for hypergrad in ("autograd", "analytic"):
-        torch.manual_seed(1)
-        if net_kind == "resnet":
-            net = ResNet18((1, 4, 4), N_CLASSES, nf=2)
-        else:
-            net = MLP((1, 4, 4), N_CLASSES, [6], head="cosine" if net_kind == "mlp_cosine" else "linear")
+        net = tiny_net(net_kind)
         m = {"er": ER, "derpp": lambda: DERpp(0.3, 0.5), "erace": lambda: ERACE("sum", True),
              "clser": lambda: CLSER(0.15, 0.5, 0.9, 0.99, 0.9, "stable", seed=0)}[method]()
         m.setup(net)
