@@ -46,7 +46,7 @@ MNIST_OFFLINE_METHODS = $(addsuffix _setting-offline_epochs-5,$(METHOD_ARMS))
 bench-small: setup data
 	$(PY) bench/run.py digits --seeds 5
 	$(PY) bench/run.py ddn_directions --seeds 5
-	$(PY) -m src.train -m +sweeps=alpha_beta seed=0,1,2 logger=none trainer.enable_progress_bar=false \
+	OMP_NUM_THREADS=1 $(PY) -m src.train -m +sweeps=alpha_beta seed=0,1,2 logger=none trainer.enable_progress_bar=false \
 		hydra.sweep.dir=bench/out/sweep_alpha_beta_digits && $(PY) -m src.report bench/out/sweep_alpha_beta_digits
 	$(PY) bench/run.py mnist --seeds 3
 	$(PY) bench/run.py mnist --only er_hard er_ddn er_hard_extra er_ddn_frozen --first-seed 3 --seeds 7

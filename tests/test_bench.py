@@ -146,14 +146,21 @@ def test_every_benchmark_run_composes_and_passes_validation():
             check_options((*run.COMMON, "buffer=200", "seed=0", *overrides))
 
 
+@functools.cache
+def bench_recipe() -> str:
+    """The commands `make bench` runs (`make -n bench`)."""
+    import subprocess
+
+    return subprocess.run(["make", "-n", "bench"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
 def test_make_bench_names_only_real_suites_tags_and_options():
     """`make bench` runs for hours; a suite, `--only` tag or `--extra` option its recipe mistypes must fail here,
     not when the run is reached."""
     import shlex
-    import subprocess
 
     run = load("run")
-    recipe = subprocess.run(["make", "-n", "bench"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    recipe = bench_recipe()
     calls = []
     for line in recipe.replace("\\\n", " ").splitlines():
         if "bench/run.py" in line:
@@ -193,6 +200,25 @@ def test_make_bench_names_only_real_suites_tags_and_options():
                 if flag in ("--variant", "--variants") and arg != flag:
                     named.append(arg)
             assert set(named) <= set(variants), f"make bench: `{line.strip()}` names an unknown variant"
+
+
+def test_make_bench_trains_at_one_thread_as_recorded():
+    """Every figure in BENCHMARKS.md ran at one torch thread; at two, the same DDN run can end 36 points apart
+    (section 7). So every training command of `make bench` must run at one thread, whatever the machine's cores."""
+    import shlex
+
+    run = load("run")
+    trainings = [line for line in bench_recipe().replace("\\\n", " ").splitlines()
+                 if re.search(r"bench/(run|cost)\.py|src\.train", line)]
+    assert len(trainings) > 20
+    for line in trainings:
+        if "bench/run.py" in line:  # its default, or an explicit --threads
+            call = line.split("bench/run.py", 1)[1].split(";")[0].replace("$b", "50")
+            assert run.parse_args(shlex.split(call)).threads == 1, f"make bench: `{line.strip()}` is not at 1 thread"
+        elif "bench/cost.py" in line:
+            assert "--threads 1" in line, f"make bench: `{line.strip()}` is not at 1 thread"
+        else:  # src.train has no thread option: torch reads the variable at start-up
+            assert line.lstrip().startswith("OMP_NUM_THREADS=1 "), f"make bench: `{line.strip()}` is not at 1 thread"
 
 
 def test_paired_gains_against_a_base_of_another_suite(tmp_path):
