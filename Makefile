@@ -74,6 +74,9 @@ bench-small: setup data
 	$(PY) bench/run.py mnist_offline_alignment --seeds 10
 	$(PY) bench/alignment.py mnist_offline_alignment
 	$(PY) bench/cost.py --dataset seq_mnist --steps 20 --repeats 1 --threads 1 --count-ops --methods er der derpp erace clser
+	$(PY) bench/run.py digits --only er_ddn derpp_ddn erace_ddn clser_ddn --seeds 3 --out digits_analytic \
+		--extra ddn.hypergrad=analytic
+	-$(PY) bench/compare_runs.py bench/out/digits bench/out/digits_analytic
 
 # hours on this CPU (20-35 min per run); on a GPU machine prefer `bash bench/gpu.sh OUT_DIR`
 bench-cifar: setup data
@@ -243,3 +246,8 @@ bench-cifar: setup data
 	$(PY) bench/cost.py --steps 20 --repeats 1 --threads 1 --count-ops --methods er der derpp erace clser
 	$(PY) bench/op_map.py --variant er
 	$(PY) bench/op_map.py --variant "er+ddn (head)"
+	$(PY) bench/cost.py --steps 20 --repeats 1 --threads 1 --count-ops --extra ddn.hypergrad=analytic --variants \
+		"er+ddn (head)" "der+ddn (head)" "derpp+ddn (head)" "erace+ddn (head)" "clser+ddn (head)"
+	$(PY) bench/cost.py --dataset seq_mnist --steps 20 --repeats 1 --threads 1 --count-ops --extra ddn.hypergrad=analytic \
+		--variants "er+ddn (head)" "der+ddn (head)" "derpp+ddn (head)" "erace+ddn (head)" "clser+ddn (head)"
+	$(PY) bench/op_map.py --variant "er+ddn (head)" --extra ddn.hypergrad=analytic

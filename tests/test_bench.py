@@ -154,6 +154,29 @@ def bench_recipe() -> str:
     return subprocess.run(["make", "-n", "bench"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
+@functools.cache
+def recipe_run_calls() -> tuple[str, ...]:
+    """The arguments of every `bench/run.py` call of `make bench`, its buffer loops unrolled."""
+    calls = []
+    for line in bench_recipe().replace("\\\n", " ").splitlines():
+        if "bench/run.py" in line:
+            loop = re.match(r"\s*for b in ([^;]+);", line)
+            for b in loop.group(1).split() if loop else [""]:
+                calls.append(line.split("bench/run.py", 1)[1].split(";")[0].replace("$b", b))
+    assert len(calls) > 20
+    return tuple(calls)
+
+
+def runs_of_call(run, call: str) -> set[tuple]:
+    """(seed, buffer, overrides) of each run a `bench/run.py` call makes, whatever folder it writes to."""
+    import shlex
+
+    args = run.parse_args(shlex.split(call))
+    by_tag = {run.tag_of(o): o for o in run.SUITES[args.suite]()}
+    return {(seed, args.buffer, tuple(sorted([*by_tag[tag], *args.extra])))
+            for tag in args.only or by_tag for seed in range(args.first_seed, args.first_seed + args.seeds)}
+
+
 def test_make_bench_names_only_real_suites_tags_and_options():
     """`make bench` runs for hours; a suite, `--only` tag or `--extra` option its recipe mistypes must fail here,
     not when the run is reached."""
@@ -161,15 +184,8 @@ def test_make_bench_names_only_real_suites_tags_and_options():
 
     run = load("run")
     recipe = bench_recipe()
-    calls = []
-    for line in recipe.replace("\\\n", " ").splitlines():
-        if "bench/run.py" in line:
-            loop = re.match(r"\s*for b in ([^;]+);", line)  # the recipe's buffer loops
-            for b in loop.group(1).split() if loop else [""]:
-                calls.append(line.split("bench/run.py", 1)[1].split(";")[0].replace("$b", b))
-    assert len(calls) > 20
     written = set()  # (output folder, tag) of every run the recipe makes
-    for call in calls:
+    for call in recipe_run_calls():
         try:  # bench/run.py's own parser: refuses an unknown suite or --only tag
             args = run.parse_args(shlex.split(call))
         except SystemExit:
@@ -192,7 +208,7 @@ def test_make_bench_names_only_real_suites_tags_and_options():
                     folder, tag = Path(path).relative_to("bench/out").parts
                     assert (folder, tag) in written, f"make bench: `{line.strip()}` reads {path}, which no run writes"
     variants = load("cost").VARIANTS
-    for line in recipe.splitlines():  # bench/cost.py and bench/op_map.py: every variant they name exists
+    for line in recipe.replace("\\\n", " ").splitlines():  # bench/cost.py, bench/op_map.py: their variants exist
         if "bench/cost.py" in line or "bench/op_map.py" in line:
             named, flag = [], None
             for arg in shlex.split(line.split(".py", 1)[1]):
@@ -208,17 +224,34 @@ def test_make_bench_trains_at_one_thread_as_recorded():
     import shlex
 
     run = load("run")
+    for call in recipe_run_calls():  # its default, or an explicit --threads
+        assert run.parse_args(shlex.split(call)).threads == 1, f"make bench: `bench/run.py{call}` is not at 1 thread"
     trainings = [line for line in bench_recipe().replace("\\\n", " ").splitlines()
-                 if re.search(r"bench/(run|cost)\.py|src\.train", line)]
-    assert len(trainings) > 20
+                 if re.search(r"bench/cost\.py|src\.train", line)]
+    assert len(trainings) >= 3
     for line in trainings:
-        if "bench/run.py" in line:  # its default, or an explicit --threads
-            call = line.split("bench/run.py", 1)[1].split(";")[0].replace("$b", "50")
-            assert run.parse_args(shlex.split(call)).threads == 1, f"make bench: `{line.strip()}` is not at 1 thread"
-        elif "bench/cost.py" in line:
+        if "bench/cost.py" in line:
             assert "--threads 1" in line, f"make bench: `{line.strip()}` is not at 1 thread"
         else:  # src.train has no thread option: torch reads the variable at start-up
             assert line.lstrip().startswith("OMP_NUM_THREADS=1 "), f"make bench: `{line.strip()}` is not at 1 thread"
+
+
+def test_every_run_benchmarks_quotes_is_a_run_make_bench_makes():
+    """Issue #7 asks that `make bench` reproduce every figure: each `bench/run.py` command BENCHMARKS.md gives must
+    make only runs (seed, buffer, overrides; any output folder) that the recipe makes too. The GPU's runs
+    (`trainer=gpu`) are bench/gpu.sh's; commands written with a placeholder (B, K, ARM, …) are not checked."""
+    run = load("run")
+    made = set().union(*(runs_of_call(run, call) for call in recipe_run_calls()))
+    text = (ROOT / "BENCHMARKS.md").read_text().replace("\n", " ")
+    quoted = re.findall(r"`(?:python )?bench/run\.py ([^`]+)`", text)
+    checked = 0
+    for call in quoted:
+        if re.search(r"[A-Z]( |$)|…|\$\(|\||trainer=gpu", call):  # B, K, ARM, mnist_bufferB, $(…), 8|9
+            continue
+        missing = runs_of_call(run, call) - made
+        assert not missing, f"BENCHMARKS.md quotes `bench/run.py {call}`; make bench never runs {sorted(missing)[0]}"
+        checked += 1
+    assert checked > 50
 
 
 def test_paired_gains_against_a_base_of_another_suite(tmp_path):
