@@ -1,6 +1,7 @@
 """Benchmark suites: ``python bench/run.py SUITE [--seeds N]`` runs the suite's configs in one process
 (one after the other, so timings are comparable) into bench/out/SUITE/, then writes its report. Rerunning a
-suite skips its finished runs and continues a killed one from its last checkpoint (exactly, as ``resume=``).
+suite skips its finished runs (refusing one whose recorded config differs from the requested run's) and continues
+a killed one from its last checkpoint (exactly, as ``resume=``).
 
 Data: extract ../shared/data/*.tar.gz into data/ first (``make data``).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 import src.config_resolvers  # noqa: E402,F401
-from src.checkpoint import load_unfinished  # noqa: E402
+from src.checkpoint import config_differences, load_unfinished  # noqa: E402
 from src.report import report  # noqa: E402
 from src.train import train  # noqa: E402
 
@@ -144,6 +146,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def refuse_other_finished_run(run_dir: Path, cfg) -> None:
+    """Exit when ``run_dir`` holds a finished run of another config: skipping it as done would leave the
+    requested run unmade and its figure silently the old one's (e.g. the same tag with another ``--extra``)."""
+    diffs = config_differences(json.loads((run_dir / "results.json").read_text())["config"], cfg, shared_only=True)
+    if diffs:
+        sys.exit(f"bench/run.py: {run_dir} holds a finished run of another config ({', '.join(diffs)}): "
+                 "pass --out NAME to write this one elsewhere, or delete that folder to rerun it")
+
+
 def main() -> None:
     args = parse_args()
     if args.threads:
@@ -159,10 +170,11 @@ def main() -> None:
                 if args.only and tag not in args.only:
                     continue
                 run_dir = out / tag / f"seed{seed}"
-                if (run_dir / "results.json").exists():
-                    continue  # resumable: finished runs are kept, unfinished ones continue
                 cfg = compose("train", overrides=[*COMMON, f"buffer={args.buffer}", f"seed={seed}",
                                                   f"output_dir={run_dir}", *overrides, *args.extra])
+                if (run_dir / "results.json").exists():  # resumable: finished runs are kept ...
+                    refuse_other_finished_run(run_dir, cfg)
+                    continue
                 t0 = time.time()
                 res = train(cfg, load_unfinished(cfg))  # a killed run continues from its last checkpoint
                 print(f"[{time.strftime('%H:%M:%S')}] {tag} seed={seed}: class-IL {res['final'].get('class_il', 0):.2f}"

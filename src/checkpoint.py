@@ -94,6 +94,15 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, di
     return saved, ckpt
 
 
+def config_differences(saved: dict[str, Any], cfg: DictConfig, shared_only: bool = False) -> list[str]:
+    """Dotted keys whose value in ``saved`` (the config a run recorded) differs from ``cfg``'s, except those a
+    rerun may change (``IGNORED_ON_RESUME``). ``shared_only``: skip keys only one side has, as a run recorded
+    before an option existed could not record it."""
+    old, new = flatten(saved), flatten(OmegaConf.to_container(cfg, resolve=True))
+    keys = old.keys() & new.keys() if shared_only else old.keys() | new.keys()
+    return sorted(k for k in keys if k not in IGNORED_ON_RESUME and old.get(k) != new.get(k))
+
+
 def load_unfinished(cfg: DictConfig) -> dict[str, Any] | None:
     """The last checkpoint in ``cfg.output_dir`` if a killed run left one (None if there is none), after
     checking it was written with this same config: how a rerun benchmark suite continues an unfinished run
@@ -101,9 +110,7 @@ def load_unfinished(cfg: DictConfig) -> dict[str, Any] | None:
     if not (Path(cfg.output_dir) / CHECKPOINT_DIR / LAST).is_file():
         return None
     ckpt = load(cfg.output_dir)
-    saved, current = flatten(ckpt["config"]), flatten(OmegaConf.to_container(cfg, resolve=True))
-    diffs = sorted(k for k in saved.keys() | current.keys()
-                   if k not in IGNORED_ON_RESUME and saved.get(k) != current.get(k))
+    diffs = config_differences(ckpt["config"], cfg)
     if diffs:
         from src.config_check import ConfigError
 

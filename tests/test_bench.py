@@ -136,6 +136,31 @@ def check_options(overrides: tuple[str, ...]) -> None:
     validate_config(cfg)
 
 
+def test_run_refuses_a_finished_run_of_another_config(tmp_path, capsys):
+    """A finished run is skipped only when it is the requested run: the same tag with another `--extra` used to
+    be skipped as done, leaving the old run's figure in place of the new one's."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    run = load("run")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[*run.COMMON, "seed=0", f"output_dir={tmp_path}", "labels=ddn"])
+        other = compose("train", overrides=[*run.COMMON, "seed=0", f"output_dir={tmp_path}", "labels=ddn",
+                                            "ddn.hypergrad=analytic"])
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    (tmp_path / "results.json").write_text(json.dumps({"config": saved}))
+    run.refuse_other_finished_run(tmp_path, cfg)  # the same run: skipped as done
+    with pytest.raises(SystemExit) as exit_:
+        run.refuse_other_finished_run(tmp_path, other)
+    assert str(exit_.value) == (f"bench/run.py: {tmp_path} holds a finished run of another config (ddn.hypergrad): "
+                                "pass --out NAME to write this one elsewhere, or delete that folder to rerun it")
+    del saved["ddn"]["hypergrad"]  # recorded before the option existed: it could not record it
+    (tmp_path / "results.json").write_text(json.dumps({"config": saved}))
+    run.refuse_other_finished_run(tmp_path, other)
+
+
 def test_every_benchmark_run_composes_and_passes_validation():
     """A suite names its runs by overrides; a renamed or mistyped key must fail here, not hours into `make bench`."""
     run = load("run")
