@@ -187,7 +187,7 @@ def recipe_run_calls() -> tuple[str, ...]:
         if "bench/run.py" in line:
             loop = re.match(r"\s*for b in ([^;]+);", line)
             for b in loop.group(1).split() if loop else [""]:
-                calls.append(line.split("bench/run.py", 1)[1].split(";")[0].replace("$b", b))
+                calls.append(" " + " ".join(line.split("bench/run.py", 1)[1].split(";")[0].replace("$b", b).split()))
     assert len(calls) > 20
     return tuple(calls)
 
@@ -241,6 +241,25 @@ def test_make_bench_names_only_real_suites_tags_and_options():
                 if flag in ("--variant", "--variants") and arg != flag:
                     named.append(arg)
             assert set(named) <= set(variants), f"make bench: `{line.strip()}` names an unknown variant"
+
+
+def test_make_bench_gives_each_run_folder_one_config():
+    """bench/run.py refuses a finished run of another config in the folder it would write; a recipe that sent two
+    configs to one folder (the same tag and seed with another `--extra` or `--buffer`) would stop hours in."""
+    import shlex
+
+    run = load("run")
+    folders: dict[tuple, tuple] = {}
+    for call in recipe_run_calls():
+        args = run.parse_args(shlex.split(call))
+        by_tag = {run.tag_of(o): o for o in run.SUITES[args.suite]()}
+        for tag in args.only or by_tag:
+            config = (args.buffer, tuple(sorted([*by_tag[tag], *args.extra])))
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                folder = (args.out or args.suite, tag, seed)
+                assert folders.setdefault(folder, config) == config, \
+                    f"make bench: `bench/run.py{call}` writes bench/out/{folder[0]}/{tag}/seed{seed}, another run's folder"
+    assert len(folders) > 1000
 
 
 def test_make_bench_trains_at_one_thread_as_recorded():
