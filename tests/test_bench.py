@@ -257,8 +257,9 @@ def test_make_bench_gives_each_run_folder_one_config():
             config = (args.buffer, tuple(sorted([*by_tag[tag], *args.extra])))
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 folder = (args.out or args.suite, tag, seed)
-                assert folders.setdefault(folder, config) == config, \
-                    f"make bench: `bench/run.py{call}` writes bench/out/{folder[0]}/{tag}/seed{seed}, another run's folder"
+                assert folders.setdefault(folder, config) == config, (
+                    f"make bench: `bench/run.py{call}` writes bench/out/{folder[0]}/{tag}/seed{seed}, "
+                    "another run's folder")
     assert len(folders) > 1000
 
 
