@@ -2,8 +2,9 @@
 
 OLD and NEW are suite folders (``bench/out/mnist``, or the same suite in a clean clone) or single run folders;
 runs are matched by their path under them (``<tag>/seed<k>/results.json``). A pair is *identical* when every
-field of ``results.json`` is equal except timings, ``versions`` and ``config.output_dir`` (accuracy matrices,
-per-class figures and label diagnostics included; config options only one side records are skipped). On one CPU
+field of ``results.json`` is equal except timings, ``versions`` and the config keys that do not change a run
+(``src.results.RUN_NEUTRAL_KEYS``: its folder, resume, progress bar); accuracy matrices, per-class figures and
+label diagnostics are included, config options only one side records are skipped (``config_differences``). On one CPU
 and one thread count a rerun, or a change that claims not to touch the numbers, should give identical pairs; on
 another CPU or with more torch threads the math kernels differ (BENCHMARKS, header and section 7), so the class-IL
 differences are printed too. Exits 1 when a matched pair differs or nothing matches.
@@ -15,6 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from src.results import config_differences  # noqa: E402
+
 # what a rerun may change without the run being different
 TIMING_FIELDS = {"wall_clock_s", "train_s", "eval_s", "samples_per_s", "step_timings_s", "data_share",
                  "finished_at", "versions"}
@@ -25,20 +29,12 @@ def runs(root: Path) -> dict[str, dict]:
     return {str(f.parent.relative_to(root)): json.loads(f.read_text()) for f in sorted(root.rglob("results.json"))}
 
 
-def _flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in config.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def differing_fields(old: dict, new: dict) -> list[str]:
     """Top-level result fields, then ``config.<dotted key>``s, whose values differ, timings left out. A config key
     only one side has (an option added after the older run) is not a difference: the run could not record it."""
     out = [k for k in sorted((set(old) | set(new)) - TIMING_FIELDS - {"config"}) if old.get(k) != new.get(k)]
-    oc, nc = _flat(old.get("config") or {}), _flat(new.get("config") or {})
-    out += [f"config.{k}" for k in sorted((set(oc) & set(nc)) - {"output_dir"}) if oc[k] != nc[k]]
-    return out
+    return out + [f"config.{k}" for k in config_differences(old.get("config") or {}, new.get("config") or {},
+                                                              shared_only=True)]
 
 
 def class_il(result: dict) -> float | None:

@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 import src.config_resolvers  # noqa: E402,F401
-from src.checkpoint import config_differences, load_unfinished  # noqa: E402
+from src.checkpoint import load_unfinished  # noqa: E402
 from src.report import report  # noqa: E402
+from src.results import config_differences  # noqa: E402
 from src.train import train  # noqa: E402
 
 COMMON = ["trainer.enable_progress_bar=false", "logger=none"]
@@ -149,7 +151,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def refuse_other_finished_run(run_dir: Path, cfg) -> None:
     """Exit when ``run_dir`` holds a finished run of another config: skipping it as done would leave the
     requested run unmade and its figure silently the old one's (e.g. the same tag with another ``--extra``)."""
-    diffs = config_differences(json.loads((run_dir / "results.json").read_text())["config"], cfg, shared_only=True)
+    saved = json.loads((run_dir / "results.json").read_text())["config"]
+    diffs = config_differences(saved, OmegaConf.to_container(cfg, resolve=True), shared_only=True)
     if diffs:
         sys.exit(f"bench/run.py: {run_dir} holds a finished run of another config ({', '.join(diffs)}): "
                  "pass --out NAME to write this one elsewhere, or delete that folder to rerun it")

@@ -22,11 +22,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.distributed import rank_world
-from src.results import flatten
+from src.results import RUN_NEUTRAL_KEYS, config_differences
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
-IGNORED_ON_RESUME = ("resume", "output_dir", "trainer.enable_progress_bar")
 
 
 @dataclass
@@ -78,7 +77,7 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, di
     diffs = []
     for ov in overrides:
         key = ov.lstrip("+~").split("=", 1)[0]
-        if key.startswith("hydra.") or key in IGNORED_ON_RESUME:
+        if key.startswith("hydra.") or key in RUN_NEUTRAL_KEYS:
             continue
         old, new = OmegaConf.select(saved, key), OmegaConf.select(current, key)
         if old != new:
@@ -94,15 +93,6 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, di
     return saved, ckpt
 
 
-def config_differences(saved: dict[str, Any], cfg: DictConfig, shared_only: bool = False) -> list[str]:
-    """Dotted keys whose value in ``saved`` (the config a run recorded) differs from ``cfg``'s, except those a
-    rerun may change (``IGNORED_ON_RESUME``). ``shared_only``: skip keys only one side has, as a run recorded
-    before an option existed could not record it."""
-    old, new = flatten(saved), flatten(OmegaConf.to_container(cfg, resolve=True))
-    keys = old.keys() & new.keys() if shared_only else old.keys() | new.keys()
-    return sorted(k for k in keys if k not in IGNORED_ON_RESUME and old.get(k) != new.get(k))
-
-
 def load_unfinished(cfg: DictConfig) -> dict[str, Any] | None:
     """The last checkpoint in ``cfg.output_dir`` if a killed run left one (None if there is none), after
     checking it was written with this same config: how a rerun benchmark suite continues an unfinished run
@@ -110,7 +100,7 @@ def load_unfinished(cfg: DictConfig) -> dict[str, Any] | None:
     if not (Path(cfg.output_dir) / CHECKPOINT_DIR / LAST).is_file():
         return None
     ckpt = load(cfg.output_dir)
-    diffs = config_differences(ckpt["config"], cfg)
+    diffs = config_differences(ckpt["config"], OmegaConf.to_container(cfg, resolve=True))
     if diffs:
         from src.config_check import ConfigError
 

@@ -25,6 +25,18 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# config keys a rerun may change without changing the run: where it writes, whether it resumed, the progress bar
+RUN_NEUTRAL_KEYS = ("resume", "output_dir", "trainer.enable_progress_bar")
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], shared_only: bool = False) -> list[str]:
+    """Dotted keys whose value differs between two recorded configs (plain dicts), ``RUN_NEUTRAL_KEYS`` left out.
+    ``shared_only``: skip keys only one side has, as a run recorded before an option existed could not record it."""
+    old, new = flatten(saved), flatten(current)
+    keys = old.keys() & new.keys() if shared_only else old.keys() | new.keys()
+    return sorted(k for k in keys if k not in RUN_NEUTRAL_KEYS and old.get(k) != new.get(k))
+
+
 def _clean(obj: Any) -> Any:
     """JSON-safe: numpy to lists, NaN to null."""
     if isinstance(obj, dict):
