@@ -192,13 +192,13 @@ def recipe_run_calls() -> tuple[str, ...]:
     return tuple(calls)
 
 
-def runs_of_call(run, call: str) -> set[tuple]:
-    """(seed, buffer, overrides) of each run a `bench/run.py` call makes, whatever folder it writes to."""
+def runs_of_call(run, call: str) -> dict[tuple, tuple]:
+    """{(output folder, tag, seed): (seed, buffer, overrides)} of each run a `bench/run.py` call makes."""
     import shlex
 
     args = run.parse_args(shlex.split(call))
     by_tag = {run.tag_of(o): o for o in run.SUITES[args.suite]()}
-    return {(seed, args.buffer, tuple(sorted([*by_tag[tag], *args.extra])))
+    return {(args.out or args.suite, tag, seed): (seed, args.buffer, tuple(sorted([*by_tag[tag], *args.extra])))
             for tag in args.only or by_tag for seed in range(args.first_seed, args.first_seed + args.seeds)}
 
 
@@ -246,20 +246,12 @@ def test_make_bench_names_only_real_suites_tags_and_options():
 def test_make_bench_gives_each_run_folder_one_config():
     """bench/run.py refuses a finished run of another config in the folder it would write; a recipe that sent two
     configs to one folder (the same tag and seed with another `--extra` or `--buffer`) would stop hours in."""
-    import shlex
-
     run = load("run")
     folders: dict[tuple, tuple] = {}
     for call in recipe_run_calls():
-        args = run.parse_args(shlex.split(call))
-        by_tag = {run.tag_of(o): o for o in run.SUITES[args.suite]()}
-        for tag in args.only or by_tag:
-            config = (args.buffer, tuple(sorted([*by_tag[tag], *args.extra])))
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                folder = (args.out or args.suite, tag, seed)
-                assert folders.setdefault(folder, config) == config, (
-                    f"make bench: `bench/run.py{call}` writes bench/out/{folder[0]}/{tag}/seed{seed}, "
-                    "another run's folder")
+        for (out, tag, seed), config in runs_of_call(run, call).items():
+            assert folders.setdefault((out, tag, seed), config) == config, (
+                f"make bench: `bench/run.py{call}` writes bench/out/{out}/{tag}/seed{seed}, another run's folder")
     assert len(folders) > 1000
 
 
@@ -286,7 +278,7 @@ def test_every_run_benchmarks_quotes_is_a_run_make_bench_makes():
     make only runs (seed, buffer, overrides; any output folder) that the recipe makes too. The GPU's runs
     (`trainer=gpu`) are bench/gpu.sh's; commands written with a placeholder (B, K, ARM, …) are not checked."""
     run = load("run")
-    made = set().union(*(runs_of_call(run, call) for call in recipe_run_calls()))
+    made = set().union(*(runs_of_call(run, call).values() for call in recipe_run_calls()))
     text = (ROOT / "BENCHMARKS.md").read_text().replace("\n", " ")
     quoted = re.findall(r"`(?:python )?bench/run\.py ([^`]+)`", text)
     checked = 0
@@ -295,7 +287,7 @@ def test_every_run_benchmarks_quotes_is_a_run_make_bench_makes():
             continue
         if call.startswith("-"):  # names an option (`bench/run.py --threads`), not a command
             continue
-        missing = runs_of_call(run, call) - made
+        missing = set(runs_of_call(run, call).values()) - made
         assert not missing, f"BENCHMARKS.md quotes `bench/run.py {call}`; make bench never runs {sorted(missing)[0]}"
         checked += 1
     assert checked > 50
