@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from src.results import config_differences  # noqa: E402
+from src.results import RESULTS_FILE, config_differences  # noqa: E402
 
 # what a rerun may change without the run being different
 TIMING_FIELDS = {"wall_clock_s", "train_s", "eval_s", "samples_per_s", "step_timings_s", "data_share",
@@ -26,7 +26,7 @@ TIMING_FIELDS = {"wall_clock_s", "train_s", "eval_s", "samples_per_s", "step_tim
 
 def runs(root: Path) -> dict[str, dict]:
     """{path relative to ``root``: results.json} of every run under ``root`` (``root`` itself may be a run)."""
-    return {str(f.parent.relative_to(root)): json.loads(f.read_text()) for f in sorted(root.rglob("results.json"))}
+    return {str(f.parent.relative_to(root)): json.loads(f.read_text()) for f in sorted(root.rglob(RESULTS_FILE))}
 
 
 def differing_fields(old: dict, new: dict) -> list[str]:

@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 import src.config_resolvers  # noqa: E402,F401
 from src.checkpoint import load_unfinished  # noqa: E402
 from src.report import report  # noqa: E402
-from src.results import config_differences  # noqa: E402
+from src.results import RESULTS_FILE, config_differences  # noqa: E402
 from src.train import train  # noqa: E402
 
 COMMON = ["trainer.enable_progress_bar=false", "logger=none"]
@@ -148,10 +148,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def refuse_other_finished_run(run_dir: Path, cfg) -> None:
+def refuse_other_finished_run(run_dir: Path, cfg: DictConfig) -> None:
     """Exit when ``run_dir`` holds a finished run of another config: skipping it as done would leave the
     requested run unmade and its figure silently the old one's (e.g. the same tag with another ``--extra``)."""
-    saved = json.loads((run_dir / "results.json").read_text())["config"]
+    saved = json.loads((run_dir / RESULTS_FILE).read_text())["config"]
     diffs = config_differences(saved, OmegaConf.to_container(cfg, resolve=True), shared_only=True)
     if diffs:
         sys.exit(f"bench/run.py: {run_dir} holds a finished run of another config ({', '.join(diffs)}): "
@@ -175,7 +175,7 @@ def main() -> None:
                 run_dir = out / tag / f"seed{seed}"
                 cfg = compose("train", overrides=[*COMMON, f"buffer={args.buffer}", f"seed={seed}",
                                                   f"output_dir={run_dir}", *overrides, *args.extra])
-                if (run_dir / "results.json").exists():  # resumable: finished runs are kept ...
+                if (run_dir / RESULTS_FILE).exists():  # resumable: finished runs are kept ...
                     refuse_other_finished_run(run_dir, cfg)
                     continue
                 t0 = time.time()
