@@ -62,7 +62,7 @@ bench-small: setup data
 	$(PY) bench/run.py mnist_offline_val --seeds 5 --out mnist_offline
 	$(PY) bench/run.py mnist_offline_val --first-seed 5 --seeds 5 --out mnist_offline \
 		--only $(addsuffix _ddn_setting-offline_epochs-5_val_source-heldout_buffer,er der derpp erace clser) \
-		erace_hard_extra_setting-offline_epochs-5
+		erace_hard_extra_setting-offline_epochs-5 erace_ddn_frozen_setting-offline_epochs-5
 	for b in 50 500; do $(PY) bench/run.py mnist_offline --buffer $$b --seeds 10 --out mnist_offline_buffer$$b \
 		--only $(MNIST_OFFLINE_METHODS); done
 	for b in 50 500; do $(PY) bench/run.py mnist --buffer $$b --seeds 10 --out mnist_buffer$$b \

@@ -70,8 +70,9 @@ SUITES = {
     "mnist_offline_val": lambda: [*grid(MNIST_OFFLINE, ["der", "derpp", "erace"], ["ddn"],
                                         [["ddn.val_source=heldout_buffer"], ["ddn.val_balanced=true"]]),
                                   *grid(MNIST_OFFLINE, ["er", "clser"], ["ddn"], [["ddn.val_source=heldout_buffer"]]),
-                                  # ER-ACE's extra-weight control: is its heldout_buffer "gain" the added CE term?
-                                  *grid(MNIST_OFFLINE, ["erace"], ["hard_extra"])],
+                                  # ER-ACE's two controls: is its heldout_buffer "gain" the added CE term, or the
+                                  # untrained label network's labels (as for ER, section 5b)?
+                                  *grid(MNIST_OFFLINE, ["erace"], ["hard_extra", "ddn_frozen"])],
     # issue #7's shortened offline protocol: replaying a small buffer for several epochs, ER with and without DDN
     "cifar_offline": lambda: [*grid(CIFAR_OFFLINE, ["er"], ["hard", "ddn"])],
     # the ER-ACE paper's other online column (crop + flip on stream and buffer draws): the ER anchor 40.3 and DDN there
