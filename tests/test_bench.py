@@ -451,3 +451,40 @@ def test_compare_runs_tells_identical_from_changed(tmp_path):
     assert "| er_hard/seed0 | no | 70.00 → 70.50 (+0.50) | final, config.seed |" in lines
     changed = cmp.differing_fields({"config": {"ddn": {"lr": 1, "x": 0}}}, {"config": {"ddn": {"lr": 2}}})
     assert changed == ["config.ddn.lr"]
+
+
+def test_compare_runs_in_the_mean_per_arm(tmp_path):
+    """bench/compare_runs.py --mean: one row per arm over the seeds both sides completed, exact means, sds, paired
+    shift and interval, identical and relabelled counts; a diverged run is left out and counted."""
+    import json
+
+    cmp = load("compare_runs")
+
+    def write(root, tag, seed, class_il, flips=0.0, status="completed"):
+        folder = root / tag / f"seed{seed}"
+        folder.mkdir(parents=True)
+        result = {"status": status, "final": {"class_il": class_il, "task_il": 90.0}, "config": {"seed": seed},
+                  "versions": {"cpu": "Intel"}, "label_diagnostics": {"argmax_flip_share": flips}}
+        (folder / "results.json").write_text(json.dumps(result))
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for seed, (a, b) in enumerate([(40.0, 41.0), (42.0, 44.0), (44.0, 45.0)]):
+        write(old, "er_ddn", seed, a, flips=0.5 if seed == 0 else 0.1)
+        write(new, "er_ddn", seed, b, flips=0.5 if seed < 2 else 0.1)
+    write(old, "er_hard", 0, 70.0)
+    write(new, "er_hard", 0, 70.0)  # identical
+    write(old, "er_hard", 1, 71.0)
+    write(new, "er_hard", 1, 30.0, status="diverged")  # left out, counted
+    write(old, "erace_ddn", 0, 50.0)
+    lines, matched = cmp.compare_mean(old, new)
+    assert matched == 2
+    # shifts +1, +2, +1: mean 4/3, sd 1/√3, half-width t(0.975, 2) · sd / √3 = 4.303 / 3
+    assert "| er_ddn | 3 | 42.00 ± 2.00 | 43.33 ± 2.08 | +1.33 ± 1.43 | 0 of 3 | 1 → 2 |" in lines
+    assert "| er_hard | 1 (1 not completed) | 70.00 | 70.00 | +0.00 (one seed) | 1 of 1 | 0 → 0 |" in lines
+    assert lines[-1] == "2 arms matched; 1 only in OLD (erace_ddn)"
+    lines, _ = cmp.compare_mean(old, new, "task_il")
+    assert "| er_ddn | 3 | 90.00 ± 0.00 | 90.00 ± 0.00 | +0.00 ± 0.00 | 0 of 3 | 1 → 2 |" in lines
+    assert cmp.main([str(old), str(new), "--mean"]) == 0
+    write(tmp_path / "other", "der_hard", 0, 60.0)
+    assert cmp.main([str(old), str(tmp_path / "other"), "--mean"]) == 1  # no arm in common
+    assert cmp.arms({"seed3": {}, "a/b/seed1": {}, "a/b": {}}) == {".": {"seed3": {}}, "a/b": {"seed1": {}, "": {}}}
