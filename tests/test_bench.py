@@ -488,3 +488,61 @@ def test_compare_runs_in_the_mean_per_arm(tmp_path):
     write(tmp_path / "other", "der_hard", 0, 60.0)
     assert cmp.main([str(old), str(tmp_path / "other"), "--mean"]) == 1  # no arm in common
     assert cmp.arms({"seed3": {}, "a/b/seed1": {}, "a/b": {}}) == {".": {"seed3": {}}, "a/b": {"seed1": {}, "": {}}}
+
+
+def test_check_recorded_tells_equal_moved_and_another_cpu(tmp_path):
+    """bench/check_recorded.py: equal to the hundredth, a move on the recording CPU (fails), a move on another CPU
+    (reported), a run not rerun (skipped), and the per-section lines."""
+    import json
+
+    chk = load("check_recorded")
+    rows = [{"section": "3i", "suite": "s", "tag": "er", "seed": k, "cpu": "AMD", "class_il": v}
+            for k, v in enumerate([40.0, 41.0, 42.0, 43.0])]
+
+    def write(seed, class_il, cpu):
+        folder = tmp_path / "s" / "er" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({"final": {"class_il": class_il},
+                                                         "versions": {"cpu": cpu}}))
+
+    write(0, 40.004, "AMD EPYC")
+    write(1, 41.5, "AMD EPYC")
+    write(2, 40.0, "Intel(R) Xeon(R)")
+    lines, found, failed = chk.check(tmp_path, rows)
+    assert (found, failed) == (3, 1)
+    assert "| 3i | s/er/seed0 | 40.00 (AMD) | 40.00 (AMD EPYC) | yes |" in lines
+    assert "| 3i | s/er/seed1 | 41.00 (AMD) | 41.50 (AMD EPYC) | **no** |" in lines
+    assert "| 3i | s/er/seed2 | 42.00 (AMD) | 40.00 (Intel(R) Xeon(R)) | no (another CPU) |" in lines
+    assert "section 3i: 1 of 3 equal; 2 on the recording CPU, 1 of them differ" in lines
+    assert lines[-1] == f"3 of 4 recorded runs found under {tmp_path}"
+    assert chk.main([str(tmp_path)]) == 1  # recorded.csv's own rows: none under tmp_path
+    (tmp_path / "s" / "er" / "seed1" / "results.json").unlink()
+    assert chk.check(tmp_path, rows)[1:] == (2, 0)
+
+
+def test_recorded_figures_are_the_ones_benchmarks_quotes():
+    """bench/recorded.csv is copied from BENCHMARKS.md: each figure must stand in the section it names, and each run
+    must be one `make bench` makes (so that a clean clone's bench/out can be checked against it)."""
+    chk = load("check_recorded")
+    run = load("run")
+    made = set().union(*(runs_of_call(run, call).keys() for call in recipe_run_calls()))
+    sections, current = {}, None
+    for line in (ROOT / "BENCHMARKS.md").read_text().splitlines():
+        heading = re.match(r"#+ (\w+)\. ", line)
+        current = heading.group(1) if heading else current
+        sections[current] = sections.get(current, "") + " " + line.strip()
+    rows = chk.recorded()
+    assert len(rows) > 200
+    assert len({chk.run_path(r) for r in rows}) == len(rows), "bench/recorded.csv: a run recorded twice"
+    for r in rows:
+        assert r["cpu"] in ("AMD", "Intel"), f"bench/recorded.csv: {chk.run_path(r)}: cpu is AMD or Intel"
+        assert f"{r['class_il']:.2f}" in sections.get(r["section"], ""), (
+            f"bench/recorded.csv: {chk.run_path(r)} = {r['class_il']:.2f} does not stand in section {r['section']}")
+        assert (r["suite"], r["tag"], r["seed"]) in made, f"bench/recorded.csv: make bench never runs {chk.run_path(r)}"
+    arms: dict[tuple, list[str]] = {}  # a list of three or more seeds stands in the section in seed order
+    for r in sorted(rows, key=lambda r: r["seed"]):
+        arms.setdefault((r["section"], r["suite"], r["tag"], r["cpu"]), []).append(f"{r['class_il']:.2f}")
+    for (section, suite, tag, _), values in arms.items():
+        if len(values) >= 3:
+            assert ", ".join(values) in sections[section], (
+                f"bench/recorded.csv: {suite}/{tag}'s seeds are not in the order section {section} gives them")

@@ -1,0 +1,83 @@
+"""Do the runs under bench/out give the figures BENCHMARKS.md records? ``python bench/check_recorded.py [OUT]``
+
+``bench/recorded.csv`` holds, one row per run, the final class-IL accuracy that a section of BENCHMARKS.md
+quotes for it, with the section, the run's place (``<suite>/<tag>/seed<k>``: the ``--out`` folder, run folder and
+seed of its ``bench/run.py`` command) and the CPU it was recorded on (``AMD`` or ``Intel``, as ``versions.cpu``
+names it). For every recorded run found under OUT (default ``bench/out``, e.g. a clean clone's) this prints the
+recorded and the new figure, each with its CPU, and whether they are equal to the hundredth; then one line per
+section. A rerun on the recording CPU at one thread (``bench/run.py``'s default) should be equal; on another CPU
+the math kernels differ and a run may move (BENCHMARKS, header and section 7), which is reported, not failed.
+Exits 1 when a run on its recording CPU differs, or when no recorded run is found.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDED = ROOT / "bench" / "recorded.csv"
+sys.path.insert(0, str(ROOT))
+from src.results import RESULTS_FILE  # noqa: E402
+
+
+def recorded(path: Path = RECORDED) -> list[dict]:
+    """The rows of ``recorded.csv`` (``seed`` an int, ``class_il`` a float)."""
+    with path.open(newline="") as f:
+        return [{**r, "seed": int(r["seed"]), "class_il": float(r["class_il"])} for r in csv.DictReader(f)]
+
+
+def run_path(row: dict) -> str:
+    return f"{row['suite']}/{row['tag']}/seed{row['seed']}"
+
+
+def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
+    """Report lines (Markdown), the number of recorded runs found and the number that differ on their CPU."""
+    lines = ["| section | run | recorded (CPU) | now (CPU) | equal |", "|---|---|---|---|---|"]
+    per_section: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # found, equal, same CPU, same-CPU moves
+    found = failed = 0
+    for row in rows:
+        f = out / run_path(row) / RESULTS_FILE
+        if not f.is_file():
+            continue
+        result = json.loads(f.read_text())
+        now = (result.get("final") or {}).get("class_il")
+        cpu = (result.get("versions") or {}).get("cpu", "?")
+        same_cpu = row["cpu"].lower() in cpu.lower()
+        equal = now is not None and round(now, 2) == round(row["class_il"], 2)
+        s = per_section[row["section"]]
+        found += 1
+        s[0] += 1
+        s[1] += equal
+        s[2] += same_cpu
+        if same_cpu and not equal:
+            s[3] += 1
+            failed += 1
+        shown = "–" if now is None else f"{now:.2f}"
+        verdict = "yes" if equal else ("**no**" if same_cpu else "no (another CPU)")
+        lines.append(f"| {row['section']} | {run_path(row)} | {row['class_il']:.2f} ({row['cpu']}) | {shown} ({cpu}) "
+                     f"| {verdict} |")
+    lines.append("")
+    for section, (n, eq, same, moved) in sorted(per_section.items()):
+        lines.append(f"section {section}: {eq} of {n} equal; {same} on the recording CPU"
+                     + (f", {moved} of them differ" if moved else ""))
+    lines.append(f"{found} of {len(rows)} recorded runs found under {out}")
+    return lines, found, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out", type=Path, nargs="?", default=ROOT / "bench" / "out")
+    args = p.parse_args(argv)
+    if not args.out.is_dir():
+        sys.exit(f"{args.out}: not a folder; give the bench/out folder of a checkout that ran the suites")
+    lines, found, failed = check(args.out, recorded())
+    print("\n".join(lines))
+    return 0 if found and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
