@@ -15,7 +15,7 @@ import argparse
 import csv
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +37,7 @@ def run_path(row: dict) -> str:
 def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
     """Report lines (Markdown), the number of recorded runs found and the number that differ on their CPU."""
     lines = ["| section | run | recorded (CPU) | now (CPU) | equal |", "|---|---|---|---|---|"]
-    per_section: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # found, equal, same CPU, same-CPU moves
-    found = failed = 0
+    per_section: dict[str, Counter] = defaultdict(Counter)
     for row in rows:
         f = out / run_path(row) / RESULTS_FILE
         if not f.is_file():
@@ -48,24 +47,18 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
         cpu = (result.get("versions") or {}).get("cpu", "?")
         same_cpu = row["cpu"].lower() in cpu.lower()
         equal = now is not None and round(now, 2) == round(row["class_il"], 2)
-        s = per_section[row["section"]]
-        found += 1
-        s[0] += 1
-        s[1] += equal
-        s[2] += same_cpu
-        if same_cpu and not equal:
-            s[3] += 1
-            failed += 1
+        per_section[row["section"]].update(found=1, equal=equal, same_cpu=same_cpu, moved=same_cpu and not equal)
         shown = "–" if now is None else f"{now:.2f}"
         verdict = "yes" if equal else ("**no**" if same_cpu else "no (another CPU)")
         lines.append(f"| {row['section']} | {run_path(row)} | {row['class_il']:.2f} ({row['cpu']}) | {shown} ({cpu}) "
                      f"| {verdict} |")
     lines.append("")
-    for section, (n, eq, same, moved) in sorted(per_section.items()):
-        lines.append(f"section {section}: {eq} of {n} equal; {same} on the recording CPU"
-                     + (f", {moved} of them differ" if moved else ""))
-    lines.append(f"{found} of {len(rows)} recorded runs found under {out}")
-    return lines, found, failed
+    for section, c in sorted(per_section.items()):
+        lines.append(f"section {section}: {c['equal']} of {c['found']} equal; {c['same_cpu']} on the recording CPU"
+                     + (f", {c['moved']} of them differ" if c["moved"] else ""))
+    total = sum(per_section.values(), Counter())
+    lines.append(f"{total['found']} of {len(rows)} recorded runs found under {out}")
+    return lines, total["found"], total["moved"]
 
 
 def main(argv: list[str] | None = None) -> int:
