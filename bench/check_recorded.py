@@ -47,7 +47,8 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
         cpu = (result.get("versions") or {}).get("cpu", "?")
         same_cpu = row["cpu"].lower() in cpu.lower()
         equal = now is not None and round(now, 2) == round(row["class_il"], 2)
-        per_section[row["section"]].update(found=1, equal=equal, same_cpu=same_cpu, moved=same_cpu and not equal)
+        per_section[row["section"]].update(found=1, equal=int(equal), same_cpu=int(same_cpu),
+                                           moved=int(same_cpu and not equal))
         shown = "–" if now is None else f"{now:.2f}"
         verdict = "yes" if equal else ("**no**" if same_cpu else "no (another CPU)")
         lines.append(f"| {row['section']} | {run_path(row)} | {row['class_il']:.2f} ({row['cpu']}) | {shown} ({cpu}) "

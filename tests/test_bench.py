@@ -518,6 +518,8 @@ def test_check_recorded_tells_equal_moved_and_another_cpu(tmp_path):
     assert chk.main([str(tmp_path)]) == 1  # recorded.csv's own rows: none under tmp_path
     (tmp_path / "s" / "er" / "seed1" / "results.json").unlink()
     assert chk.check(tmp_path, rows)[1:] == (2, 0)
+    lines, _, _ = chk.check(tmp_path, rows[:1])  # a section of one run: counts, not booleans
+    assert "section 3i: 1 of 1 equal; 1 on the recording CPU" in lines
 
 
 def test_recorded_figures_are_the_ones_benchmarks_quotes():
