@@ -99,15 +99,14 @@ def compare_mean(old_root: Path, new_root: Path, metric: str = "class_il") -> tu
         if not done:
             continue
         matched += 1
-        pairs, left_out = done, len(pairs) - len(done)
-        a = [final_metric(r, metric) for r, _ in pairs]
-        b = [final_metric(r, metric) for _, r in pairs]
+        a = [final_metric(x, metric) for x, _ in done]
+        b = [final_metric(y, metric) for _, y in done]
         shift, half = ci95([y - x for x, y in zip(a, b)])
-        shift_cell = f"{shift:+.2f}" + (f" ± {half:.2f}" if len(pairs) > 1 else " (one seed)")
-        same = sum(not differing_fields(x, y) for x, y in pairs)
-        flips = f"{sum(map(relabels, (x for x, _ in pairs)))} → {sum(map(relabels, (y for _, y in pairs)))}"
-        n = f"{len(pairs)}" + (f" ({left_out} not completed)" if left_out else "")
-        lines.append(f"| {arm} | {n} | {_mean_sd(a)} | {_mean_sd(b)} | {shift_cell} | {same} of {len(pairs)} "
+        shift_cell = f"{shift:+.2f}" + (f" ± {half:.2f}" if len(done) > 1 else " (one seed)")
+        same = sum(not differing_fields(x, y) for x, y in done)
+        flips = f"{sum(relabels(x) for x, _ in done)} → {sum(relabels(y) for _, y in done)}"
+        n = f"{len(done)}" + (f" ({len(pairs) - len(done)} not completed)" if len(done) < len(pairs) else "")
+        lines.append(f"| {arm} | {n} | {_mean_sd(a)} | {_mean_sd(b)} | {shift_cell} | {same} of {len(done)} "
                      f"| {flips} |")
     lines += ["", f"{matched} arms matched" + _unmatched("OLD", set(old) - set(new))
               + _unmatched("NEW", set(new) - set(old))]
