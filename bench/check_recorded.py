@@ -4,9 +4,10 @@
 quotes for it, with the section, the run's place (``<suite>/<tag>/seed<k>``: the ``--out`` folder, run folder and
 seed of its ``bench/run.py`` command) and the CPU it was recorded on (``AMD`` or ``Intel``, as ``versions.cpu``
 names it). For every recorded run found under OUT (default ``bench/out``, e.g. a clean clone's) this prints the
-recorded and the new figure, each with its CPU, and whether they are equal to the hundredth; then one line per
-section. A rerun on the recording CPU at one thread (``bench/run.py``'s default) should be equal; on another CPU
-the math kernels differ and a run may move (BENCHMARKS, header and section 7), which is reported, not failed.
+recorded and the new figure, each with its CPU (and the new run's ``versions.cpu_id``, where it has one), and
+whether they are equal to the hundredth; then one line per section. A rerun on the recording CPU at one thread
+(``bench/run.py``'s default) should be equal; on another CPU the math kernels differ and a run may move
+(BENCHMARKS, header and section 7), which is reported, not failed.
 Exits 1 when a run on its recording CPU differs, or when no recorded run is found.
 """
 from __future__ import annotations
@@ -44,8 +45,11 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
             continue
         result = json.loads(f.read_text())
         now = (result.get("final") or {}).get("class_il")
-        cpu = (result.get("versions") or {}).get("cpu", "?")
+        v = result.get("versions") or {}
+        cpu = v.get("cpu", "?")
         same_cpu = row["cpu"].lower() in cpu.lower()
+        if "cpu_id" in v:  # family/model/stepping, which tells two generations of one vendor apart
+            cpu += f", {v['cpu_id']}"
         equal = now is not None and round(now, 2) == round(row["class_il"], 2)
         per_section[row["section"]].update(found=1, equal=int(equal), same_cpu=int(same_cpu),
                                            moved=int(same_cpu and not equal))

@@ -135,7 +135,8 @@ def _machine(results: dict[str, dict]) -> str:
     for r in results.values():
         v = r.get("versions") or {}
         threads = f", {v['torch_threads']} threads" if "torch_threads" in v else ""
-        seen.add(f"{v.get('cpu', '?')} {v.get('cpu_capability', '')}".strip() + threads)
+        cpu_id = f" ({v['cpu_id']})" if "cpu_id" in v else ""
+        seen.add(f"{v.get('cpu', '?')}{cpu_id} {v.get('cpu_capability', '')}".strip() + threads)
     return "; ".join(sorted(seen)) or "no runs"
 
 

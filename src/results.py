@@ -63,18 +63,35 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_id(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's vendor, family, model and stepping (``GenuineIntel 6/207/2``; from Linux's cpuinfo, else ``?``).
+    The model name alone may not tell two generations apart (``Intel(R) Xeon(R) Processor``), and two
+    generations may pick different math kernels."""
+    fields: dict[str, str] = {}
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "?"
+    parts = [fields.get(k, "?") for k in ("cpu family", "model", "stepping")]
+    return f"{fields.get('vendor_id', '?')} {'/'.join(parts)}"
+
+
 def versions() -> dict[str, str | int]:
     """Software and hardware a run ran on. A run is bit-exact on one machine at one thread count; torch and its
-    math libraries pick their kernels per CPU (``cpu``, ``cpu_capability``) and split reductions by thread count
-    (``torch_threads``), so another CPU or thread count gives the same seed a slightly different float path
-    (BENCHMARKS.md, sections 2f and 7)."""
+    math libraries pick their kernels per CPU (``cpu``, ``cpu_id``, ``cpu_capability``) and split reductions by
+    thread count (``torch_threads``), so another CPU or thread count gives the same seed a slightly different float
+    path (BENCHMARKS.md, sections 2f and 7)."""
     import hydra
     import pytorch_lightning
     import torch
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "pytorch_lightning": pytorch_lightning.__version__, "hydra": hydra.__version__,
-            "cuda": str(torch.version.cuda), "machine": platform.machine(), "cpu": cpu_name(),
+            "cuda": str(torch.version.cuda), "machine": platform.machine(), "cpu": cpu_name(), "cpu_id": cpu_id(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}
 

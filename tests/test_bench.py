@@ -434,7 +434,8 @@ def test_compare_runs_tells_identical_from_changed(tmp_path):
     for seed in (0, 1):
         write(old, "er_ddn", seed, 80.0 + seed)
     write(old, "er_hard", 0, 70.0)
-    write(new, "er_ddn", 0, 80.0, train_s=99.0, versions={"cpu": "AMD"})  # only what a rerun may change
+    write(new, "er_ddn", 0, 80.0, train_s=99.0, versions={"cpu": "AMD", "cpu_id": "AuthenticAMD 25/17/1"})
+    # ^ only what a rerun may change
     write(new, "er_ddn", 1, 81.0, label_diagnostics={"argmax_flip_share": 0.5})
     write(new, "er_ddn", 2, 82.0)
     lines, n_diff = cmp.compare(old, new)
@@ -443,7 +444,7 @@ def test_compare_runs_tells_identical_from_changed(tmp_path):
     assert "| er_ddn/seed1 | no | 81.00 → 81.00 | label_diagnostics |" in lines
     assert lines[-1] == ("1 of 2 matched runs identical; 1 only in OLD (er_hard/seed0); "
                          "1 only in NEW (er_ddn/seed2)")
-    assert "(AMD; Intel AVX512)" in lines[0]
+    assert "(AMD (AuthenticAMD 25/17/1); Intel AVX512)" in lines[0]
     assert cmp.main([str(old / "er_ddn" / "seed0"), str(new / "er_ddn" / "seed0")]) == 0
     assert cmp.main([str(old), str(new)]) == 1
     write(new, "er_hard", 0, 70.5, config={"output_dir": "x", "seed": 1, "ddn": {"hypergrad": "analytic"}})
@@ -499,18 +500,18 @@ def test_check_recorded_tells_equal_moved_and_another_cpu(tmp_path):
     rows = [{"section": "3i", "suite": "s", "tag": "er", "seed": k, "cpu": "AMD", "class_il": v}
             for k, v in enumerate([40.0, 41.0, 42.0, 43.0])]
 
-    def write(seed, class_il, cpu):
+    def write(seed, class_il, cpu, **more):
         folder = tmp_path / "s" / "er" / f"seed{seed}"
         folder.mkdir(parents=True)
         (folder / "results.json").write_text(json.dumps({"final": {"class_il": class_il},
-                                                         "versions": {"cpu": cpu}}))
+                                                         "versions": {"cpu": cpu, **more}}))
 
-    write(0, 40.004, "AMD EPYC")
+    write(0, 40.004, "AMD EPYC", cpu_id="AuthenticAMD 25/17/1")
     write(1, 41.5, "AMD EPYC")
     write(2, 40.0, "Intel(R) Xeon(R)")
     lines, found, failed = chk.check(tmp_path, rows)
     assert (found, failed) == (3, 1)
-    assert "| 3i | s/er/seed0 | 40.00 (AMD) | 40.00 (AMD EPYC) | yes |" in lines
+    assert "| 3i | s/er/seed0 | 40.00 (AMD) | 40.00 (AMD EPYC, AuthenticAMD 25/17/1) | yes |" in lines
     assert "| 3i | s/er/seed1 | 41.00 (AMD) | 41.50 (AMD EPYC) | **no** |" in lines
     assert "| 3i | s/er/seed2 | 42.00 (AMD) | 40.00 (Intel(R) Xeon(R)) | no (another CPU) |" in lines
     assert "section 3i: 1 of 3 equal; 2 on the recording CPU, 1 of them differ" in lines

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from src.results import cpu_id
 from src.train import train
 
 
@@ -25,10 +26,23 @@ def test_two_task_run_writes_results_and_tensorboard(cfg_factory, baseline):
     assert saved["config"]["baseline"]["name"] == baseline
     assert saved["samples_per_s"] > 0 and saved["versions"]["torch"]
     assert saved["versions"]["cpu"] and saved["versions"]["cpu_capability"]  # bit-exact reruns need the same kernels
+    assert saved["versions"]["cpu_id"] == cpu_id()
     assert saved["versions"]["torch_threads"] == torch.get_num_threads()  # ... and the same thread count
     assert payload["final"] == saved["final"]
     tb = list(Path(out).rglob("events.out.tfevents*"))
     assert tb, "TensorBoard event file missing"
+
+
+def test_cpu_id_reads_the_first_processor(tmp_path):
+    """versions.cpu_id: vendor family/model/stepping of the first block of cpuinfo; ``?`` without one."""
+    info = tmp_path / "cpuinfo"
+    block = "processor\t: {n}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: {m}\n" \
+            "model name\t: Intel(R) Xeon(R) Processor\nstepping\t: 2\n"
+    info.write_text(block.format(n=0, m=207) + "\n" + block.format(n=1, m=143))
+    assert cpu_id(info) == "GenuineIntel 6/207/2"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n")
+    assert cpu_id(info) == "AuthenticAMD ?/?/?"
+    assert cpu_id(tmp_path / "absent") == "?"
 
 
 def test_same_seed_same_result_and_other_seed_differs(cfg_factory):
