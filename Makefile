@@ -95,48 +95,36 @@ bench-cifar: setup data
 	$(PY) bench/run.py cifar_online --only erace_hard --seeds 3 --out cifar_erace_lr001 --extra baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_online --only erace_hard erace_ddn --seeds 3 --out cifar_erace_aug --extra setting.augment=true
 	$(PY) bench/run.py cifar_online --only erace_hard --first-seed 3 --seeds 2 --out cifar_erace_aug --extra setting.augment=true
-	$(PY) bench/paired.py cifar_erace_aug erace_hard
-	$(PY) bench/paired.py cifar_erace_aug erace_hard task_il
+	$(PY) bench/paired.py cifar_erace_aug erace_hard class_il,task_il
 	$(PY) bench/run.py cifar_online --only erace_hard erace_ddn --seeds 3 --out cifar_erace_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_online --only erace_hard --first-seed 3 --seeds 5 --out cifar_erace_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_frozen --only erace_ddn_frozen --seeds 8 --out cifar_erace_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
-	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard
-	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard task_il
-	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard
-	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard task_il
-	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard forgetting
+	$(PY) bench/paired.py cifar_erace_aug_lr001 cifar_erace_aug/erace_hard class_il,task_il
+	$(PY) bench/paired.py cifar_erace_aug_lr001 erace_hard class_il,task_il,forgetting
 	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 3 --out cifar_erace_aug_lr001_old_to_old-true \
 		--extra setting.augment=true baseline.lr.online=0.01 ddn.old_to_old=true
 	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 8 --out cifar_erace_aug_lr001_val_source-heldout_buffer \
 		--extra setting.augment=true baseline.lr.online=0.01 ddn.val_source=heldout_buffer
 	$(PY) bench/paired.py cifar_erace_aug_lr001_old_to_old-true cifar_erace_aug_lr001/erace_hard
-	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard
-	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard task_il
-	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_ddn_frozen
-	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_ddn_frozen task_il
+	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_hard class_il,task_il
+	$(PY) bench/paired.py cifar_erace_aug_lr001_val_source-heldout_buffer cifar_erace_aug_lr001/erace_ddn_frozen class_il,task_il
 	$(PY) bench/run.py cifar_online --only derpp_hard derpp_ddn --seeds 8 --out cifar_derpp_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_frozen --only derpp_ddn_frozen --seeds 8 --out cifar_derpp_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
-	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard
-	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard task_il
-	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard forgetting
-	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen
-	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen task_il
-	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen forgetting
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_hard class_il,task_il,forgetting
+	$(PY) bench/paired.py cifar_derpp_aug_lr001 derpp_ddn_frozen class_il,task_il,forgetting
 	$(PY) bench/run.py cifar_online --only clser_hard clser_ddn --seeds 18 --out cifar_clser_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
 	$(PY) bench/run.py cifar_frozen --only clser_ddn_frozen --seeds 10 --out cifar_clser_aug_lr001 \
 		--extra setting.augment=true baseline.lr.online=0.01
-	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard
-	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard task_il
+	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard class_il,task_il
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard class_il plastic
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_hard class_il working
-	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen
-	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen task_il
+	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen class_il,task_il
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen class_il plastic
 	$(PY) bench/paired.py cifar_clser_aug_lr001 clser_ddn_frozen class_il working
 	$(PY) bench/run.py cifar_online --only clser_hard --seeds 1 --out cifar_clser_aug --extra setting.augment=true
@@ -168,14 +156,12 @@ bench-cifar: setup data
 		--extra diagnostics.align_every=100 setting.concat_forward=false
 	$(PY) bench/run.py cifar_online_aug --only er_hard_augment-true er_ddn_augment-true er_ddn_frozen_augment-true \
 		--seeds 18 --out cifar_online_aug_lr001 --extra diagnostics.align_every=100 baseline.lr.online=0.01
-	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001 er_hard_augment-true class_il,task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001 er_ddn_frozen_augment-true
 	$(PY) bench/alignment.py cifar_online_aug_lr001
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 5 --out cifar_online_aug_lr001_val_source-heldout_buffer \
 		--extra baseline.lr.online=0.01 ddn.val_source=heldout_buffer diagnostics.align_every=100
-	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_hard_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_hard_augment-true class_il,task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_ddn_frozen_augment-true
 	$(PY) bench/paired.py cifar_online_aug_lr001_val_source-heldout_buffer cifar_online_aug_lr001/er_ddn_augment-true
 	$(PY) bench/alignment.py cifar_online_aug_lr001_val_source-heldout_buffer
@@ -197,43 +183,35 @@ bench-cifar: setup data
 	$(PY) bench/buffer_labels.py --task-ends bench/out/cifar_erace_aug_lr001_val_source-heldout_buffer_task_ends/erace_ddn
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 8 --out cifar_online_aug_lr001_ddn.lr-1e-4 \
 		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.lr=0.0001
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_hard_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_hard_augment-true class_il,task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_ddn_frozen_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_ddn_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_ddn_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.lr-1e-4 cifar_online_aug_lr001/er_ddn_augment-true class_il,task_il
 	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.lr-1e-4
 	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.lr-1e-4/er_ddn_augment-true
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 8 --out cifar_online_aug_lr001_ddn.label_mix-0.5 \
 		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.label_mix=0.5
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_hard_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_hard_augment-true class_il,task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_ddn_frozen_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_ddn_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_ddn_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.label_mix-0.5 cifar_online_aug_lr001/er_ddn_augment-true class_il,task_il
 	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.label_mix-0.5
 	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.label_mix-0.5/er_ddn_augment-true
 	$(PY) bench/buffer_labels.py --network-part bench/out/cifar_online_aug_lr001_ddn.label_mix-0.5/er_ddn_augment-true
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 8 --out cifar_online_aug_lr001_ddn.own_task-true \
 		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.own_task=true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.own_task-true cifar_online_aug_lr001/er_hard_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.own_task-true cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.own_task-true cifar_online_aug_lr001/er_hard_augment-true class_il,task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.own_task-true cifar_online_aug_lr001/er_ddn_frozen_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.own_task-true cifar_online_aug_lr001/er_ddn_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.own_task-true cifar_online_aug_lr001/er_ddn_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.own_task-true cifar_online_aug_lr001/er_ddn_augment-true class_il,task_il
 	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.own_task-true
 	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.own_task-true/er_ddn_augment-true
 	$(PY) bench/run.py cifar_online --only erace_ddn --seeds 8 --out cifar_erace_aug_lr001_ddn.own_task-true \
 		--extra setting.augment=true baseline.lr.online=0.01 ddn.own_task=true
-	$(PY) bench/paired.py cifar_erace_aug_lr001_ddn.own_task-true cifar_erace_aug_lr001/erace_hard
-	$(PY) bench/paired.py cifar_erace_aug_lr001_ddn.own_task-true cifar_erace_aug_lr001/erace_hard task_il
+	$(PY) bench/paired.py cifar_erace_aug_lr001_ddn.own_task-true cifar_erace_aug_lr001/erace_hard class_il,task_il
 	$(PY) bench/paired.py cifar_erace_aug_lr001_ddn.own_task-true cifar_erace_aug_lr001/erace_ddn_frozen
 	$(PY) bench/paired.py cifar_erace_aug_lr001_ddn.own_task-true cifar_erace_aug_lr001/erace_ddn
 	$(PY) bench/buffer_labels.py bench/out/cifar_erace_aug_lr001_ddn.own_task-true/erace_ddn
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 3 --out cifar_online_aug_lr001_ddn.class_input-false \
 		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.class_input=false
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_hard_augment-true
-	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_hard_augment-true task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_hard_augment-true class_il,task_il
 	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_ddn_frozen_augment-true
 	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.class_input-false cifar_online_aug_lr001/er_ddn_augment-true
 	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.class_input-false/er_ddn_augment-true

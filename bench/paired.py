@@ -1,4 +1,4 @@
-"""Paired gains of every run folder of a suite against a base folder: ``python bench/paired.py SUITE BASE [METRIC [MODEL]]``.
+"""Paired gains of every run folder of a suite against a base folder: ``python bench/paired.py SUITE BASE [METRICS [MODEL]]``.
 
 BASE is a run folder of the suite (``er_hard``) or of another suite (``cifar_online_aug/er_hard_augment-true``:
 the runs of an ``--out`` variant against the base arm they share seeds with). Pairs by seed
@@ -7,9 +7,12 @@ the runs of an ``--out`` variant against the base arm they share seeds with). Pa
 accuracy matrix (accuracy on each task just after learning it, mean over tasks and seeds) beside the base's, and
 the training time as a multiple of the base's on the same seed (mean, min–max). MODEL (CLS-ER's ``plastic`` or
 ``working``) pairs that model's final figure (``plastic_class_il``, ``plastic_forgetting``, …) instead of the reported one.
+METRICS is one final metric (default ``class_il``) or several joined by commas (``class_il,task_il,forgetting``):
+one table each, in that order.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -38,10 +41,15 @@ def diagonal(result: dict, metric: str, model: str | None = None) -> float | Non
     return sum(m[i][i] for i in range(len(m))) / len(m) if m else None
 
 
-def final(result: dict, metric: str, model: str | None = None) -> float:
-    """The final ``metric`` of the reported model, or of ``model`` (results.json keeps another model's as
+def final_key(result: dict, metric: str, model: str | None = None) -> str:
+    """Where results.json's ``final`` keeps ``metric`` of the reported model, or of ``model`` (another model's as
     ``<model>_<metric>``)."""
-    return result["final"][metric if model in (None, result.get("reported_model")) else f"{model}_{metric}"]
+    return metric if model in (None, result.get("reported_model")) else f"{model}_{metric}"
+
+
+def final(result: dict, metric: str, model: str | None = None) -> float:
+    """The final ``metric`` of the reported model, or of ``model``."""
+    return result["final"][final_key(result, metric, model)]
 
 
 def _mean_or_none(values: list[float | None]) -> float | None:
@@ -91,14 +99,26 @@ def markdown(table: list[dict], base_name: str, metric: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    suite, base_name = OUT / sys.argv[1], sys.argv[2]
-    metric = sys.argv[3] if len(sys.argv) > 3 else "class_il"
-    model = sys.argv[4] if len(sys.argv) > 4 else None
-    base = OUT / base_name if "/" in base_name else suite / base_name
+def main(argv: list[str] | None = None, out: Path = OUT) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("suite")
+    p.add_argument("base")
+    p.add_argument("metrics", nargs="?", default="class_il", help="a final metric, or several joined by commas")
+    p.add_argument("model", nargs="?", default=None, help="CLS-ER's plastic or working model")
+    args = p.parse_args(argv)
+    suite = out / args.suite
+    base = out / args.base if "/" in args.base else suite / args.base
     if not base.is_dir():
         sys.exit(f"paired.py: no run folder {base}; BASE is a tag of {suite.name} or SUITE/TAG under bench/out")
-    print(markdown(rows(suite, base, metric, model), base_name, metric if model is None else f"{metric} ({model})"))
+    metrics = args.metrics.split(",")
+    ref = next(iter(load(base).values()), None)
+    for metric in metrics:  # before any table: a misspelt metric or model names the figures the runs have
+        if ref is not None and final_key(ref, metric, args.model) not in ref["final"]:
+            sys.exit(f"paired.py: {base} has no final {final_key(ref, metric, args.model)!r} (METRICS / MODEL); "
+                     f"it has {', '.join(sorted(ref['final']))}")
+    for i, metric in enumerate(metrics):
+        label = metric if args.model is None else f"{metric} ({args.model})"
+        print(("\n" if i else "") + markdown(rows(suite, base, metric, args.model), args.base, label))
 
 
 if __name__ == "__main__":

@@ -352,6 +352,28 @@ def test_paired_gains_of_a_named_model(tmp_path):
     assert plastic["mean"] == 43.0 and plastic["gains"] == [3.0] and plastic["diagonal"] == 70.0
 
 
+def test_paired_prints_one_table_per_metric_and_names_a_missing_one(tmp_path, capsys):
+    """bench/paired.py SUITE BASE class_il,task_il: a table per metric in the given order; a metric (or model)
+    the runs lack stops before any table, naming the figures they have."""
+    import json
+
+    paired = load("paired")
+    for tag, v in (("er_hard", 40.0), ("er_ddn", 43.0)):
+        d = tmp_path / "s" / tag / "seed0"
+        d.mkdir(parents=True)
+        d.joinpath("results.json").write_text(json.dumps({"status": "completed",
+                                                          "final": {"class_il": v, "task_il": v + 40}}))
+    paired.main(["s", "er_hard", "task_il,class_il"], out=tmp_path)
+    tables = capsys.readouterr().out.split("\n\n")
+    assert [t.splitlines()[0].split(" | ")[1] for t in tables] == ["task_il (mean)", "class_il (mean)"]
+    assert "| er_ddn | 83.00 | +3.00 (one seed) |" in tables[0] and "| er_ddn | 43.00 |" in tables[1]
+    for argv, missing in ((["s", "er_hard", "class_il,taskil"], "'taskil'"),
+                          (["s", "er_hard", "class_il", "plastic"], "'plastic_class_il'")):
+        with pytest.raises(SystemExit, match=f"has no final {missing} .*; it has class_il, task_il"):
+            paired.main(argv, out=tmp_path)
+        assert capsys.readouterr().out == ""
+
+
 def test_buffer_label_flows_exact_values():
     """bench/buffer_labels.py's summary on hand-made labels: flip share, true-class mass, where flips point."""
     import torch
