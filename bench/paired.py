@@ -112,10 +112,11 @@ def main(argv: list[str] | None = None, out: Path = OUT) -> None:
         sys.exit(f"paired.py: no run folder {base}; BASE is a tag of {suite.name} or SUITE/TAG under bench/out")
     metrics = args.metrics.split(",")
     ref = next(iter(load(base).values()), None)
-    for metric in metrics:  # before any table: a misspelt metric or model names the figures the runs have
-        if ref is not None and final_key(ref, metric, args.model) not in ref["final"]:
-            sys.exit(f"paired.py: {base} has no final {final_key(ref, metric, args.model)!r} (METRICS / MODEL); "
-                     f"it has {', '.join(sorted(ref['final']))}")
+    if ref is not None:  # before any table: a misspelt metric or model names the figures the runs have
+        for key in (final_key(ref, m, args.model) for m in metrics):
+            if key not in ref["final"]:
+                sys.exit(f"paired.py: {base} has no final {key!r} (METRICS / MODEL); "
+                         f"it has {', '.join(sorted(ref['final']))}")
     for i, metric in enumerate(metrics):
         label = metric if args.model is None else f"{metric} ({args.model})"
         print(("\n" if i else "") + markdown(rows(suite, base, metric, args.model), args.base, label))
