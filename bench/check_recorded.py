@@ -5,9 +5,11 @@ quotes for it, with the section, the run's place (``<suite>/<tag>/seed<k>``: the
 seed of its ``bench/run.py`` command) and the CPU it was recorded on (``AMD`` or ``Intel``, as ``versions.cpu``
 names it). For every recorded run found under OUT (default ``bench/out``, e.g. a clean clone's) this prints the
 recorded and the new figure, each with its CPU (and the new run's ``versions.cpu_id``, where it has one), and
-whether they are equal to the hundredth; then one line per section. A rerun on the recording CPU at one thread
-(``bench/run.py``'s default) should be equal; on another CPU the math kernels differ and a run may move
-(BENCHMARKS, header and section 7), which is reported, not failed.
+whether they are equal to the hundredth; then one line per section, and one per arm rerun on another CPU: the
+recorded and the new mean ± sd over the seeds it reran, and the mean shift with its 95% t-interval. A rerun on the
+recording CPU at one thread (``bench/run.py``'s default) should be equal; on another CPU the math kernels differ
+and a run may move (BENCHMARKS, header and section 7), which is reported, not failed: there only the means can
+agree.
 Exits 1 when a run on its recording CPU differs, or when no recorded run is found.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "bench" / "recorded.csv"
 sys.path.insert(0, str(ROOT))
+from src.report import ci95, mean_std  # noqa: E402
 from src.results import RESULTS_FILE  # noqa: E402
 
 
@@ -39,6 +42,7 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
     """Report lines (Markdown), the number of recorded runs found and the number that differ on their CPU."""
     lines = ["| section | run | recorded (CPU) | now (CPU) | equal |", "|---|---|---|---|---|"]
     per_section: dict[str, Counter] = defaultdict(Counter)
+    elsewhere: dict[tuple, list[tuple[float, float]]] = defaultdict(list)  # arm -> (recorded, now) off its CPU
     for row in rows:
         f = out / run_path(row) / RESULTS_FILE
         if not f.is_file():
@@ -53,6 +57,8 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
         equal = now is not None and round(now, 2) == round(row["class_il"], 2)
         per_section[row["section"]].update(found=1, equal=int(equal), same_cpu=int(same_cpu),
                                            moved=int(same_cpu and not equal))
+        if not same_cpu and now is not None:
+            elsewhere[(row["section"], row["suite"], row["tag"], row["cpu"])].append((row["class_il"], now))
         shown = "–" if now is None else f"{now:.2f}"
         verdict = "yes" if equal else ("**no**" if same_cpu else "no (another CPU)")
         lines.append(f"| {row['section']} | {run_path(row)} | {row['class_il']:.2f} ({row['cpu']}) | {shown} ({cpu}) "
@@ -61,6 +67,17 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
     for section, c in sorted(per_section.items()):
         lines.append(f"section {section}: {c['equal']} of {c['found']} equal; {c['same_cpu']} on the recording CPU"
                      + (f", {c['moved']} of them differ" if c["moved"] else ""))
+    for (section, suite, tag, cpu), pairs in sorted(elsewhere.items()):
+        many = len(pairs) > 1
+
+        def spread(values: list[float]) -> str:
+            m, sd, _ = mean_std(values)
+            return f"{m:.2f} ± {sd:.2f}" if many else f"{m:.2f}"
+
+        shift, half = ci95([b - a for a, b in pairs])
+        lines.append(f"section {section}, {suite}/{tag} on another CPU: {len(pairs)} seed{'s' * many}, recorded "
+                     f"{spread([a for a, _ in pairs])} ({cpu}), now {spread([b for _, b in pairs])}, "
+                     f"shift {shift:+.2f}" + (f" ± {half:.2f}" if many else " (one seed)"))
     total = sum(per_section.values(), Counter())
     lines.append(f"{total['found']} of {len(rows)} recorded runs found under {out}")
     return lines, total["found"], total["moved"]

@@ -531,16 +531,23 @@ def test_check_recorded_tells_equal_moved_and_another_cpu(tmp_path):
     write(0, 40.004, "AMD EPYC", cpu_id="AuthenticAMD 25/17/1")
     write(1, 41.5, "AMD EPYC")
     write(2, 40.0, "Intel(R) Xeon(R)")
+    write(3, 44.0, "Intel(R) Xeon(R)")
     lines, found, failed = chk.check(tmp_path, rows)
-    assert (found, failed) == (3, 1)
+    assert (found, failed) == (4, 1)
     assert "| 3i | s/er/seed0 | 40.00 (AMD) | 40.00 (AMD EPYC, AuthenticAMD 25/17/1) | yes |" in lines
     assert "| 3i | s/er/seed1 | 41.00 (AMD) | 41.50 (AMD EPYC) | **no** |" in lines
     assert "| 3i | s/er/seed2 | 42.00 (AMD) | 40.00 (Intel(R) Xeon(R)) | no (another CPU) |" in lines
-    assert "section 3i: 1 of 3 equal; 2 on the recording CPU, 1 of them differ" in lines
-    assert lines[-1] == f"3 of 4 recorded runs found under {tmp_path}"
+    assert "section 3i: 1 of 4 equal; 2 on the recording CPU, 1 of them differ" in lines
+    # another CPU: only the means can agree (shifts -2 and +1: t(0.975, 1) * sd 2.12 / sqrt 2 = 19.06)
+    assert ("section 3i, s/er on another CPU: 2 seeds, recorded 42.50 ± 0.71 (AMD), now 42.00 ± 2.83, "
+            "shift -0.50 ± 19.06") in lines
+    assert lines[-1] == f"4 of 4 recorded runs found under {tmp_path}"
     assert chk.main([str(tmp_path)]) == 1  # recorded.csv's own rows: none under tmp_path
     (tmp_path / "s" / "er" / "seed1" / "results.json").unlink()
-    assert chk.check(tmp_path, rows)[1:] == (2, 0)
+    (tmp_path / "s" / "er" / "seed3" / "results.json").unlink()
+    lines, found, failed = chk.check(tmp_path, rows)
+    assert (found, failed) == (2, 0)
+    assert "section 3i, s/er on another CPU: 1 seed, recorded 42.00 (AMD), now 40.00, shift -2.00 (one seed)" in lines
     lines, _, _ = chk.check(tmp_path, rows[:1])  # a section of one run: counts, not booleans
     assert "section 3i: 1 of 1 equal; 1 on the recording CPU" in lines
 
