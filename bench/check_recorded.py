@@ -38,6 +38,12 @@ def run_path(row: dict) -> str:
     return f"{row['suite']}/{row['tag']}/seed{row['seed']}"
 
 
+def spread(values: list[float]) -> str:
+    """``mean ± sd`` to the hundredth; the value alone for one."""
+    m, sd, n = mean_std(values)
+    return f"{m:.2f} ± {sd:.2f}" if n > 1 else f"{m:.2f}"
+
+
 def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
     """Report lines (Markdown), the number of recorded runs found and the number that differ on their CPU."""
     lines = ["| section | run | recorded (CPU) | now (CPU) | equal |", "|---|---|---|---|---|"]
@@ -69,11 +75,6 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
                      + (f", {c['moved']} of them differ" if c["moved"] else ""))
     for (section, suite, tag, cpu), pairs in sorted(elsewhere.items()):
         many = len(pairs) > 1
-
-        def spread(values: list[float]) -> str:
-            m, sd, _ = mean_std(values)
-            return f"{m:.2f} ± {sd:.2f}" if many else f"{m:.2f}"
-
         shift, half = ci95([b - a for a, b in pairs])
         lines.append(f"section {section}, {suite}/{tag} on another CPU: {len(pairs)} seed{'s' * many}, recorded "
                      f"{spread([a for a, _ in pairs])} ({cpu}), now {spread([b for _, b in pairs])}, "
