@@ -1,11 +1,12 @@
 """Do the runs under bench/out give the figures BENCHMARKS.md records? ``python bench/check_recorded.py [OUT]``
 
-``bench/recorded.csv`` holds, one row per run, the final class-IL accuracy that a section of BENCHMARKS.md
-quotes for it, with the section, the run's place (``<suite>/<tag>/seed<k>``: the ``--out`` folder, run folder and
-seed of its ``bench/run.py`` command) and the CPU it was recorded on (``AMD`` or ``Intel``, as ``versions.cpu``
-names it). For every recorded run found under OUT (default ``bench/out``, e.g. a clean clone's) this prints the
-recorded and the new figure, each with its CPU (and the new run's ``versions.cpu_id``, where it has one), and
-whether they are equal to the hundredth; then one line per section, and one per arm rerun on another CPU: the
+``bench/recorded.csv`` holds, one row per run and recording CPU, the final class-IL accuracy that a section of
+BENCHMARKS.md quotes for it, with the section, the run's place (``<suite>/<tag>/seed<k>``: the ``--out`` folder, run
+folder and seed of its ``bench/run.py`` command) and the CPU it was recorded on (``AMD`` or ``Intel``, as
+``versions.cpu`` names it); a run recorded on both CPUs has a row for each. For every recorded run found under OUT
+(default ``bench/out``, e.g. a clean clone's) this prints the recorded and the new figure, each with its CPU (and
+the new run's ``versions.cpu_id``, where it has one), and whether they are equal to the hundredth, against the row
+of the CPU it ran on where there is one (else against the other's); then one line per section, and one per arm rerun on another CPU: the
 recorded and the new mean ± sd over the seeds it reran, and the mean shift with its 95% t-interval. A rerun on the
 recording CPU at one thread (``bench/run.py``'s default) should be equal; on another CPU the math kernels differ
 and a run may move (BENCHMARKS, header and section 7), which is reported, not failed: there only the means can
@@ -49,15 +50,22 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
     lines = ["| section | run | recorded (CPU) | now (CPU) | equal |", "|---|---|---|---|---|"]
     per_section: dict[str, Counter] = defaultdict(Counter)
     elsewhere: dict[tuple, list[tuple[float, float]]] = defaultdict(list)  # arm -> (recorded, now) off its CPU
+    cpus_of: dict[str, set[str]] = defaultdict(set)  # run -> the CPUs it was recorded on
+    for row in rows:
+        cpus_of[run_path(row)].add(row["cpu"].lower())
+    checked: set[str] = set()
     for row in rows:
         f = out / run_path(row) / RESULTS_FILE
-        if not f.is_file():
+        if run_path(row) in checked or not f.is_file():
             continue
         result = json.loads(f.read_text())
         now = (result.get("final") or {}).get("class_il")
         v = result.get("versions") or {}
         cpu = v.get("cpu", "?")
         same_cpu = row["cpu"].lower() in cpu.lower()
+        if not same_cpu and any(c in cpu.lower() for c in cpus_of[run_path(row)]):
+            continue  # recorded on this run's CPU too: checked against that row
+        checked.add(run_path(row))
         if "cpu_id" in v:  # family/model/stepping, which tells two generations of one vendor apart
             cpu += f", {v['cpu_id']}"
         equal = now is not None and round(now, 2) == round(row["class_il"], 2)
@@ -80,7 +88,7 @@ def check(out: Path, rows: list[dict]) -> tuple[list[str], int, int]:
                      f"{spread([a for a, _ in pairs])} ({cpu}), now {spread([b for _, b in pairs])}, "
                      f"shift {shift:+.2f}" + (f" ± {half:.2f}" if many else " (one seed)"))
     total = sum(per_section.values(), Counter())
-    lines.append(f"{total['found']} of {len(rows)} recorded runs found under {out}")
+    lines.append(f"{total['found']} of {len(cpus_of)} recorded runs found under {out}")
     return lines, total["found"], total["moved"]
 
 

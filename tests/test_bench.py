@@ -550,6 +550,14 @@ def test_check_recorded_tells_equal_moved_and_another_cpu(tmp_path):
     assert "section 3i, s/er on another CPU: 1 seed, recorded 42.00 (AMD), now 40.00, shift -2.00 (one seed)" in lines
     lines, _, _ = chk.check(tmp_path, rows[:1])  # a section of one run: counts, not booleans
     assert "section 3i: 1 of 1 equal; 1 on the recording CPU" in lines
+    # a run recorded on both CPUs is checked once, against the row of the CPU it ran on, whichever comes first
+    for both in ([*rows, {**rows[2], "section": "3q", "cpu": "Intel", "class_il": 40.0}],
+                 [{**rows[2], "section": "3q", "cpu": "Intel", "class_il": 40.0}, *rows]):
+        lines, found, failed = chk.check(tmp_path, both)
+        assert (found, failed) == (2, 0)
+        assert "| 3q | s/er/seed2 | 40.00 (Intel) | 40.00 (Intel(R) Xeon(R)) | yes |" in lines
+        assert not any("s/er/seed2 | 42.00" in line or "another CPU" in line for line in lines)
+        assert lines[-1] == f"2 of 4 recorded runs found under {tmp_path}"
 
 
 def test_recorded_figures_are_the_ones_benchmarks_quotes():
@@ -565,7 +573,8 @@ def test_recorded_figures_are_the_ones_benchmarks_quotes():
         sections[current] = sections.get(current, "") + " " + line.strip()
     rows = chk.recorded()
     assert len(rows) > 200
-    assert len({chk.run_path(r) for r in rows}) == len(rows), "bench/recorded.csv: a run recorded twice"
+    assert len({(chk.run_path(r), r["cpu"]) for r in rows}) == len(rows), (
+        "bench/recorded.csv: a run recorded twice on one CPU")
     for r in rows:
         assert r["cpu"] in ("AMD", "Intel"), f"bench/recorded.csv: {chk.run_path(r)}: cpu is AMD or Intel"
         assert f"{r['class_il']:.2f}" in sections.get(r["section"], ""), (
