@@ -6,11 +6,11 @@ folder and seed of its ``bench/run.py`` command) and the CPU it was recorded on 
 ``versions.cpu`` names it); a run recorded on both CPUs has a row for each. For every recorded run found under OUT
 (default ``bench/out``, e.g. a clean clone's) this prints the recorded and the new figure, each with its CPU (and
 the new run's ``versions.cpu_id``, where it has one), and whether they are equal to the hundredth, against the row
-of the CPU it ran on where there is one (else against the other's); then one line per section, and one per arm rerun on another CPU: the
-recorded and the new mean ± sd over the seeds it reran, and the mean shift with its 95% t-interval. A rerun on the
-recording CPU at one thread (``bench/run.py``'s default) should be equal; on another CPU the math kernels differ
-and a run may move (BENCHMARKS, header and section 7), which is reported, not failed: there only the means can
-agree.
+of the CPU it ran on where there is one (else against the other's); then one line per section, and one per arm rerun
+on another CPU: the recorded and the new mean ± sd over the seeds it reran, and the mean shift with its 95%
+t-interval. A rerun on the recording CPU at one thread (``bench/run.py``'s default) should be equal; on another CPU
+the math kernels differ and a run may move (BENCHMARKS, header and section 7), which is reported, not failed: there
+only the means can agree.
 Exits 1 when a run on its recording CPU differs, or when no recorded run is found.
 """
 from __future__ import annotations
