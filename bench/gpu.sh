@@ -13,7 +13,9 @@
 # Everything lands in OUT_DIR: log.txt, env.txt, cost.md, accuracy.md and runs.tgz (every run's results.json).
 # Variables: WORKERS (parallel runs, 11), ONLY_ACCURACY=1 (phase 2 alone), ONLY_COST=1 (phases 1 and 3), JOBS_FILE
 # (lines "TAG SEED" to run instead of the default list), COST_S / STEPS (phase 3: seconds per cell, default
-# 30 per process; steps per measurement), TRAINER=cpu STEPS=2 (a dry run without a GPU).
+# 30 per process; steps per measurement), CELLS (phase 3's cells, comma-separated "SETTING PRECISION [OVERRIDE]",
+# default all five below), FULL=0 (no full-scope variant: a shorter lease), TRAINER=cpu STEPS=2 (a dry run without
+# a GPU).
 set -u
 OUT_DIR=${1:?usage: bash bench/gpu.sh OUT_DIR [ACCURACY_SECONDS]}
 ACC_S=${2:-300}
@@ -73,11 +75,14 @@ fi
 [ -n "${ONLY_ACCURACY:-}" ] && { say "done"; exit 0; }
 say "3. cost"
 # the second cell: the opt-in closed-form hypergradient (BENCHMARKS 4f), measured only by op count so far
-for spec in "online 32-true" "online 32-true ddn.hypergrad=analytic" "offline 32-true" "online bf16-mixed" \
-            "offline bf16-mixed"; do
+CELLS=${CELLS:-"online 32-true,online 32-true ddn.hypergrad=analytic,offline 32-true,online bf16-mixed,offline bf16-mixed"}
+IFS=, read -ra cells <<< "$CELLS"
+for spec in "${cells[@]}"; do
   set -- $spec
   extra=${3:-}
-  variants=("er+ddn (head)"); [ "$2" = 32-true ] && [ -z "$extra" ] && variants+=("er+ddn (full)")  # fp32 only
+  echo "cell: $spec" >> "$OUT_DIR/cost.md"
+  variants=("er+ddn (head)")
+  [ "$2" = 32-true ] && [ -z "$extra" ] && [ "${FULL:-1}" = 1 ] && variants+=("er+ddn (full)")  # fp32 only
   profiled=(); [ "$1 $2" = "online 32-true" ] && profiled=(--count-ops)
   n=$(( (${#variants[@]} + 1) * (2 + ${#profiled[@]}) ))  # fresh processes in this cell, 20–28 s each on the H200
   timeout ${COST_S:-$((30 * n))} $PY bench/cost.py --steps ${STEPS:-100} --repeats 2 "${profiled[@]}" --variants "${variants[@]}" \

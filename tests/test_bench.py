@@ -37,6 +37,26 @@ def test_gpu_script_parses_and_names_real_variants():
     assert named and set(named) <= set(load("cost").VARIANTS)
 
 
+def test_gpu_script_runs_the_cost_cells_it_is_given(tmp_path):
+    """CELLS and FULL=0 pick phase 3's cells (a short GPU lease); the default is all five, full scope in fp32.
+    PY=echo stands in for Python, so each bench/cost.py command line is logged instead of run."""
+    import os
+    import subprocess
+
+    def cost_lines(**env: str) -> list[str]:
+        out = tmp_path / "_".join(env) if env else tmp_path / "default"
+        subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), str(out)], cwd=tmp_path, check=True,
+                       capture_output=True, env={**os.environ, "PY": "echo", "ONLY_COST": "1", **env})
+        return [line for line in (out / "log.txt").read_text().splitlines() if line.startswith("bench/cost.py")]
+
+    default = cost_lines()
+    assert len(default) == 5 and sum("er+ddn (full)" in line for line in default) == 2
+    chosen = cost_lines(CELLS="online 32-true,online 32-true ddn.hypergrad=analytic", FULL="0")
+    assert len(chosen) == 2 and not any("(full)" in line for line in chosen)
+    assert all("--count-ops" in line and "setting=online trainer.precision=32-true" in line for line in chosen)
+    assert chosen[1].endswith("ddn.hypergrad=analytic")
+
+
 def test_cost_measures_inner_and_outer_step_of_derpp_with_ddn():
     cost = load("cost")
     r = cost.measure(["dataset=seq_digits", *cost.VARIANTS["derpp+ddn (head)"]], steps=4, threads=1)
