@@ -77,6 +77,7 @@ say "3. cost"
 # the second cell: the opt-in closed-form hypergradient (BENCHMARKS 4f), measured only by op count so far
 CELLS=${CELLS:-"online 32-true,online 32-true ddn.hypergrad=analytic,offline 32-true,online bf16-mixed,offline bf16-mixed"}
 IFS=, read -ra cells <<< "$CELLS"
+CELL_TXT=$(mktemp)  # one cell's output; private, so two runs of this script at once do not mix their cells
 for spec in "${cells[@]}"; do
   set -- $spec
   extra=${3:-}
@@ -86,8 +87,9 @@ for spec in "${cells[@]}"; do
   profiled=(); [ "$1 $2" = "online 32-true" ] && profiled=(--count-ops)
   n=$(( (${#variants[@]} + 1) * (2 + ${#profiled[@]}) ))  # fresh processes in this cell, 20–28 s each on the H200
   timeout ${COST_S:-$((30 * n))} $PY bench/cost.py --steps ${STEPS:-100} --repeats 2 "${profiled[@]}" --variants "${variants[@]}" \
-    --extra trainer=$TRAINER setting=$1 trainer.precision=$2 $extra > /tmp/cost.txt 2>> "$LOG" || say "cost $spec FAILED"
-  cat /tmp/cost.txt >> "$LOG"; grep -E "^(\||seq_)" /tmp/cost.txt | tee -a "$OUT_DIR/cost.md"
+    --extra trainer=$TRAINER setting=$1 trainer.precision=$2 $extra > "$CELL_TXT" 2>> "$LOG" || say "cost $spec FAILED"
+  cat "$CELL_TXT" >> "$LOG"; grep -E "^(\||seq_)" "$CELL_TXT" | tee -a "$OUT_DIR/cost.md"
 done
+rm -f "$CELL_TXT"
 
 say "done"
