@@ -8,7 +8,9 @@ accuracy matrix (accuracy on each task just after learning it, mean over tasks a
 the training time as a multiple of the base's on the same seed (mean, min–max). MODEL (CLS-ER's ``plastic`` or
 ``working``) pairs that model's final figure (``plastic_class_il``, ``plastic_forgetting``, …) instead of the reported one.
 METRICS is one final metric (default ``class_il``) or several joined by commas (``class_il,task_il,forgetting``):
-one table each, in that order.
+one table each, in that order. ``--recorded CPU`` takes BASE's per-seed class-IL from bench/recorded.csv (the figures
+BENCHMARKS.md records on that CPU) instead of its results.json files: on a CPU that reproduces them
+(``bench/check_recorded.py``), a variant is paired without rerunning its base (class-IL only; no diagonal or time).
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from check_recorded import recorded  # noqa: E402
 from src.report import ci95, mean_std  # noqa: E402
 
 
@@ -32,6 +36,18 @@ def load(folder: Path) -> dict[str, dict]:
         if r["status"] == "completed":
             out[f.parent.name] = r
     return out
+
+
+def recorded_base(base: str, cpu: str, rows: list[dict]) -> dict[str, dict]:
+    """BASE (``suite/tag``) as the recorded ``rows`` hold it on ``cpu``: {seed folder name: a results.json with only
+    the final class-IL}; exits naming the fix when none is recorded."""
+    suite, _, tag = base.partition("/")
+    found = {f"seed{r['seed']}": {"status": "completed", "final": {"class_il": r["class_il"]}}
+             for r in rows if (r["suite"], r["tag"], r["cpu"].lower()) == (suite, tag, cpu.lower())}
+    if not found:
+        sys.exit(f"paired.py: bench/recorded.csv has no run of {base} on {cpu} (--recorded); BASE is SUITE/TAG "
+                 "as its rows name it")
+    return found
 
 
 def diagonal(result: dict, metric: str, model: str | None = None) -> float | None:
@@ -56,11 +72,13 @@ def _mean_or_none(values: list[float | None]) -> float | None:
     return None if not values or any(v is None for v in values) else sum(values) / len(values)
 
 
-def rows(suite: Path, base: Path, metric: str = "class_il", model: str | None = None) -> list[dict]:
+def rows(suite: Path, base: Path, metric: str = "class_il", model: str | None = None,
+         ref: dict[str, dict] | None = None) -> list[dict]:
     """One row per run folder of ``suite`` (other than ``base``) sharing seeds with ``base``: its mean over the
     shared seeds, the paired gain's mean, 95% half-width, sd and positive count, the per-seed gains in seed order,
-    both arms' mean diagonal and the per-seed training-time ratios (None where a run lacks the field)."""
-    ref = load(base)
+    both arms' mean diagonal and the per-seed training-time ratios (None where a run lacks the field).
+    ``ref``: the base's runs, when not read from ``base`` (``recorded_base``)."""
+    ref = load(base) if ref is None else ref
     out = []
     for folder in sorted(p for p in suite.iterdir() if p.is_dir() and p.resolve() != base.resolve()):
         runs = load(folder)
@@ -105,21 +123,29 @@ def main(argv: list[str] | None = None, out: Path = OUT) -> None:
     p.add_argument("base")
     p.add_argument("metrics", nargs="?", default="class_il", help="a final metric, or several joined by commas")
     p.add_argument("model", nargs="?", default=None, help="CLS-ER's plastic or working model")
+    p.add_argument("--recorded", metavar="CPU", default=None,
+                   help="BASE's class-IL per seed from bench/recorded.csv's rows of CPU (AMD or Intel), not its runs")
     args = p.parse_args(argv)
     suite = out / args.suite
     base = out / args.base if "/" in args.base else suite / args.base
-    if not base.is_dir():
+    if args.recorded:
+        base_runs = recorded_base(str(base.relative_to(out)), args.recorded, recorded())
+    elif not base.is_dir():
         sys.exit(f"paired.py: no run folder {base}; BASE is a tag of {suite.name} or SUITE/TAG under bench/out")
+    else:
+        base_runs = load(base)
     metrics = args.metrics.split(",")
-    ref = next(iter(load(base).values()), None)
+    ref = next(iter(base_runs.values()), None)
     if ref is not None:  # before any table: a misspelt metric or model names the figures the runs have
         for key in (final_key(ref, m, args.model) for m in metrics):
             if key not in ref["final"]:
                 sys.exit(f"paired.py: {base} has no final {key!r} (METRICS / MODEL); "
-                         f"it has {', '.join(sorted(ref['final']))}")
+                         f"it has {', '.join(sorted(ref['final']))}"
+                         + (" (a recorded base: class-IL only)" if args.recorded else ""))
     for i, metric in enumerate(metrics):
         label = metric if args.model is None else f"{metric} ({args.model})"
-        print(("\n" if i else "") + markdown(rows(suite, base, metric, args.model), args.base, label))
+        name = f"{args.base} (recorded, {args.recorded})" if args.recorded else args.base
+        print(("\n" if i else "") + markdown(rows(suite, base, metric, args.model, base_runs), name, label))
 
 
 if __name__ == "__main__":

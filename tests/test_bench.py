@@ -394,6 +394,29 @@ def test_paired_prints_one_table_per_metric_and_names_a_missing_one(tmp_path, ca
         assert capsys.readouterr().out == ""
 
 
+def test_paired_against_the_recorded_figures_of_a_base(tmp_path, capsys):
+    """bench/paired.py --recorded CPU: the base's per-seed class-IL comes from bench/recorded.csv's rows of that CPU
+    (a variant paired without rerunning its base); a base or metric it does not record stops with the fix."""
+    import json
+
+    paired = load("paired")
+    base = "cifar_online_aug_lr001/er_hard_augment-true"  # recorded on the AMD: 44.34, 41.88 at seeds 0, 1
+    assert paired.recorded_base(base, "amd", load("check_recorded").recorded())["seed1"]["final"] == {"class_il": 41.88}
+    for seed, v in ((0, 45.34), (1, 40.88)):
+        d = tmp_path / "variant" / "er_ddn" / f"seed{seed}"
+        d.mkdir(parents=True)
+        d.joinpath("results.json").write_text(json.dumps({"status": "completed", "final": {"class_il": v}}))
+    paired.main(["variant", base, "--recorded", "AMD"], out=tmp_path)
+    table = capsys.readouterr().out
+    assert f"paired gain vs {base} (recorded, AMD)" in table
+    assert "| er_ddn | 43.11 | +0.00 ± 12.71 | 1.41 | 1/2 | +1.00, -1.00 | 2 | – | – |" in table
+    with pytest.raises(SystemExit, match="no run of cifar_online_aug_lr001/er_ddn_frozen_augment-true on Intel"):
+        paired.main(["variant", "cifar_online_aug_lr001/er_ddn_frozen_augment-true", "--recorded", "Intel"],
+                    out=tmp_path)
+    with pytest.raises(SystemExit, match=r"no final 'task_il' .*it has class_il \(a recorded base: class-IL only\)"):
+        paired.main(["variant", base, "task_il", "--recorded", "AMD"], out=tmp_path)
+
+
 def test_buffer_label_flows_exact_values():
     """bench/buffer_labels.py's summary on hand-made labels: flip share, true-class mass, where flips point."""
     import torch
