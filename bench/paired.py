@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None, out: Path = OUT) -> None:
                 sys.exit(f"paired.py: {base} has no final {key!r} (METRICS / MODEL); "
                          f"it has {', '.join(sorted(ref['final']))}"
                          + (" (a recorded base: class-IL only)" if args.recorded else ""))
+    name = f"{args.base} (recorded, {args.recorded})" if args.recorded else args.base
     for i, metric in enumerate(metrics):
         label = metric if args.model is None else f"{metric} ({args.model})"
-        name = f"{args.base} (recorded, {args.recorded})" if args.recorded else args.base
         print(("\n" if i else "") + markdown(rows(suite, base, metric, args.model, base_runs), name, label))
 
 
