@@ -235,6 +235,13 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_online_aug_lr001_alpha-2 er_ddn_frozen_augment-true class_il,task_il,forgetting
 	$(PY) bench/alignment.py cifar_online_aug_lr001_alpha-2
 	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_alpha-2/er_ddn_augment-true
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 10 --out cifar_online_aug_lr001_ddn.boundary_iters-50 \
+		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.boundary_iters=50
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.boundary_iters-50 cifar_online_aug_lr001/er_hard_augment-true class_il,task_il,forgetting
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.boundary_iters-50 cifar_online_aug_lr001/er_ddn_augment-true class_il,task_il
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.boundary_iters-50 cifar_online_aug_lr001/er_ddn_frozen_augment-true class_il,task_il,forgetting
+	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.boundary_iters-50
+	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.boundary_iters-50/er_ddn_augment-true
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true er_ddn_frozen_augment-true --seeds 3 \
 		--out cifar_online_aug_alpha-0.3 --extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/paired.py cifar_online_aug_alpha-0.3 cifar_online_aug/er_hard_augment-true
