@@ -575,8 +575,11 @@ def test_check_recorded_tells_equal_moved_and_another_cpu(tmp_path):
     write(1, 41.5, "AMD EPYC")
     write(2, 40.0, "Intel(R) Xeon(R)")
     write(3, 44.0, "Intel(R) Xeon(R)")
-    lines, found, failed = chk.check(tmp_path, rows)
+    confirmed: list[dict] = []
+    lines, found, failed = chk.check(tmp_path, rows, confirmed)
     assert (found, failed) == (4, 1)
+    assert confirmed == [{"section": "3i", "suite": "s", "tag": "er", "seed": 0, "cpu": "AMD",
+                          "cpu_id": "AuthenticAMD 25/17/1", "finished_at": ""}]  # only the equal, same-CPU run
     assert "| 3i | s/er/seed0 | 40.00 (AMD) | 40.00 (AMD EPYC, AuthenticAMD 25/17/1) | yes |" in lines
     assert "| 3i | s/er/seed1 | 41.00 (AMD) | 41.50 (AMD EPYC) | **no** |" in lines
     assert "| 3i | s/er/seed2 | 42.00 (AMD) | 40.00 (Intel(R) Xeon(R)) | no (another CPU) |" in lines
@@ -601,6 +604,49 @@ def test_check_recorded_tells_equal_moved_and_another_cpu(tmp_path):
         assert "| 3q | s/er/seed2 | 40.00 (Intel) | 40.00 (Intel(R) Xeon(R)) | yes |" in lines
         assert not any("s/er/seed2 | 42.00" in line or "another CPU" in line for line in lines)
         assert lines[-1] == f"2 of 4 recorded runs found under {tmp_path}"
+
+
+def test_rerun_ledger_adds_new_reruns_once_and_status_counts_them(tmp_path):
+    """bench/check_recorded.py --ledger SINCE / --status: a run finished before SINCE (the recording itself) is not
+    its own rerun, the same run on the same cpu_id is added once, and --status counts runs, not ledger rows."""
+    chk = load("check_recorded")
+    ledger = tmp_path / "reruns.csv"
+    run = {"section": "3i", "suite": "s", "tag": "er", "cpu": "AMD", "cpu_id": "AuthenticAMD 26/2/1"}
+    confirmed = [{**run, "seed": 0, "finished_at": "2026-12-06T09:00:00"},
+                 {**run, "seed": 1, "finished_at": "2026-12-06T16:00:00"},
+                 {**run, "seed": 2, "finished_at": ""}]
+    assert chk.add_to_ledger(confirmed, "2026-12-06T15:00", ledger) == 1
+    assert chk.add_to_ledger(confirmed, "2026-12-06T15:00", ledger) == 0
+    assert chk.add_to_ledger([{**confirmed[0], "cpu_id": "AuthenticAMD 25/17/1"}], "2026-12-01", ledger) == 1
+    assert ledger.read_text().splitlines() == [",".join(chk.LEDGER_FIELDS),
+                                               "3i,s,er,1,AMD,AuthenticAMD 26/2/1,2026-12-06",
+                                               "3i,s,er,0,AMD,AuthenticAMD 25/17/1,2026-12-06"]
+    rows = [{"section": "3i", "suite": "s", "tag": "er", "seed": k, "cpu": "AMD", "class_il": 40.0} for k in range(6)]
+    rows.append({"section": "3q", "suite": "s", "tag": "er", "seed": 1, "cpu": "Intel", "class_il": 41.0})
+    twice = [*chk.reruns(ledger), {**chk.reruns(ledger)[0], "cpu_id": "AuthenticAMD 25/17/1"}]
+    lines, counts = chk.status(rows, twice)  # seed 1 rerun on two AMD generations counts once; Intel's not at all
+    assert lines == ["section 3i (AMD): 2 of 6 rerun on their CPU", "  not yet: s/er seeds 2-5",
+                     "section 3q (Intel): 0 of 1 rerun on their CPU", "  not yet: s/er seeds 1",
+                     "2 of 7 recorded runs rerun on their CPU and equal (AMD 2 of 6; Intel 0 of 1); 5 not yet"]
+    assert (counts["rerun"], counts["runs AMD"]) == (2, 6)
+    assert chk.seed_ranges([7, 0, 1, 2, 5, 8]) == "0-2, 5, 7-8"
+
+
+def test_rerun_ledger_names_recorded_runs_and_benchmarks_quotes_its_count():
+    """bench/reruns.csv: each row is a run of bench/recorded.csv rerun on its recording CPU (the cpu_id's vendor),
+    once per cpu_id; BENCHMARKS.md quotes the count --status prints, so neither can drift from the other."""
+    chk = load("check_recorded")
+    recorded = {(chk.run_path(r), r["cpu"]) for r in chk.recorded()}
+    ledger = chk.reruns()
+    assert len({(chk.run_path(r), r["cpu_id"]) for r in ledger}) == len(ledger), "bench/reruns.csv: a row twice"
+    for r in ledger:
+        assert (chk.run_path(r), r["cpu"]) in recorded, f"bench/reruns.csv: {chk.run_path(r)} not recorded on {r['cpu']}"
+        assert not r["cpu_id"] or r["cpu_id"].startswith({"AMD": "AuthenticAMD", "Intel": "GenuineIntel"}[r["cpu"]]), (
+            f"bench/reruns.csv: {chk.run_path(r)}: cpu_id {r['cpu_id']} is not an {r['cpu']} CPU")
+        assert re.fullmatch(r"2026-\d\d-\d\d", r["date"]), f"bench/reruns.csv: {chk.run_path(r)}: date YYYY-MM-DD"
+    total = chk.status(chk.recorded(), ledger)[0][-1]
+    assert total.split(";")[0] in " ".join((ROOT / "BENCHMARKS.md").read_text().split()), (
+        f"BENCHMARKS.md does not quote `bench/check_recorded.py --status`'s count: {total}")
 
 
 def test_recorded_figures_are_the_ones_benchmarks_quotes():
