@@ -16,7 +16,9 @@ Exits 1 when a run on its recording CPU differs, or when no recorded run is foun
 ``bench/reruns.csv`` is the ledger of those checks: one row per recorded run rerun on its recording CPU (vendor, and
 ``versions.cpu_id`` where the run had one) and found equal, with the date. ``--ledger SINCE`` adds this check's equal
 runs that finished at or after SINCE (an ISO time: the start of the rerun batch, so that the recording itself, which
-may lie in the same OUT, is not counted as its own rerun); ``--status`` prints, per section, how many recorded runs have been rerun so and which have not (no OUT read).
+may lie in the same OUT, is not counted as its own rerun; a row of ``recorded.csv`` first written from a run made
+after SINCE cannot be told from a rerun and is left out by hand). ``--status`` prints, per section, how many recorded
+runs have been rerun so and which seeds have not (it reads no OUT).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import csv
 import json
 import sys
 from collections import Counter, defaultdict
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                    f"SINCE (ISO time, e.g. 2026-12-06T15:00) to {LEDGER.name}")
     p.add_argument("--status", action="store_true", help="print which recorded runs are rerun (reads no OUT)")
     args = p.parse_args(argv)
+    if args.ledger:
+        try:
+            datetime.fromisoformat(args.ledger)
+        except ValueError:
+            sys.exit(f"--ledger {args.ledger}: not an ISO time; give the start of the rerun batch, "
+                     "e.g. 2026-12-06T15:00")
     if args.status:
         print("\n".join(status(recorded(), reruns())[0]))
         return 0

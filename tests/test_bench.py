@@ -640,10 +640,14 @@ def test_rerun_ledger_names_recorded_runs_and_benchmarks_quotes_its_count():
     ledger = chk.reruns()
     assert len({(chk.run_path(r), r["cpu_id"]) for r in ledger}) == len(ledger), "bench/reruns.csv: a row twice"
     for r in ledger:
-        assert (chk.run_path(r), r["cpu"]) in recorded, f"bench/reruns.csv: {chk.run_path(r)} not recorded on {r['cpu']}"
+        assert (chk.run_path(r), r["cpu"]) in recorded, (
+            f"bench/reruns.csv: {chk.run_path(r)} not recorded on {r['cpu']}")
         assert not r["cpu_id"] or r["cpu_id"].startswith({"AMD": "AuthenticAMD", "Intel": "GenuineIntel"}[r["cpu"]]), (
             f"bench/reruns.csv: {chk.run_path(r)}: cpu_id {r['cpu_id']} is not an {r['cpu']} CPU")
         assert re.fullmatch(r"2026-\d\d-\d\d", r["date"]), f"bench/reruns.csv: {chk.run_path(r)}: date YYYY-MM-DD"
+    assert chk.main(["--status"]) == 0
+    with pytest.raises(SystemExit, match="not an ISO time"):
+        chk.main(["--ledger", "yesterday"])
     total = chk.status(chk.recorded(), ledger)[0][-1]
     assert total.split(";")[0] in " ".join((ROOT / "BENCHMARKS.md").read_text().split()), (
         f"BENCHMARKS.md does not quote `bench/check_recorded.py --status`'s count: {total}")
