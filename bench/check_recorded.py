@@ -89,7 +89,7 @@ def check(out: Path, rows: list[dict], confirmed: list[dict] | None = None) -> t
         per_section[row["section"]].update(found=1, equal=int(equal), same_cpu=int(same_cpu),
                                            moved=int(same_cpu and not equal))
         if same_cpu and equal and confirmed is not None:
-            confirmed.append({**{k: row[k] for k in ("section", "suite", "tag", "seed", "cpu")},
+            confirmed.append({**{k: row[k] for k in LEDGER_FIELDS[:5]},  # the run and its CPU
                               "cpu_id": v.get("cpu_id", ""), "finished_at": str(result.get("finished_at") or "")})
         if not same_cpu and now is not None:
             elsewhere[(row["section"], row["suite"], row["tag"], row["cpu"])].append((row["class_il"], now))
@@ -115,12 +115,13 @@ def check(out: Path, rows: list[dict], confirmed: list[dict] | None = None) -> t
 def add_to_ledger(confirmed: list[dict], since: str, path: Path = LEDGER) -> int:
     """Append the confirmed runs finished at or after ``since`` that the ledger lacks (the same run on the same
     ``cpu_id``); the number added."""
-    have = {(run_path(r), r["cpu_id"]) for r in reruns(path)} if path.is_file() else set()
+    started = path.is_file() and path.stat().st_size > 0  # a header-only ledger keeps its one header
+    have = {(run_path(r), r["cpu_id"]) for r in reruns(path)} if started else set()
     new = [{**{k: r[k] for k in LEDGER_FIELDS[:-1]}, "date": r["finished_at"][:10]} for r in confirmed
            if r["finished_at"] >= since and (run_path(r), r["cpu_id"]) not in have]
     with path.open("a", newline="") as f:
         w = csv.DictWriter(f, LEDGER_FIELDS)
-        if not have:
+        if not started:
             w.writeheader()
         w.writerows(new)
     return len(new)
