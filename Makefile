@@ -242,6 +242,13 @@ bench-cifar: setup data
 	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.boundary_iters-50 cifar_online_aug_lr001/er_ddn_frozen_augment-true class_il,task_il,forgetting
 	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.boundary_iters-50
 	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.boundary_iters-50/er_ddn_augment-true
+	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true --seeds 10 --out cifar_online_aug_lr001_ddn.every-5 \
+		--extra baseline.lr.online=0.01 diagnostics.align_every=100 ddn.every=5
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.every-5 cifar_online_aug_lr001/er_hard_augment-true class_il,task_il,forgetting
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.every-5 cifar_online_aug_lr001/er_ddn_augment-true class_il,task_il,forgetting
+	$(PY) bench/paired.py cifar_online_aug_lr001_ddn.every-5 cifar_online_aug_lr001/er_ddn_frozen_augment-true class_il,task_il,forgetting
+	$(PY) bench/alignment.py cifar_online_aug_lr001_ddn.every-5
+	$(PY) bench/buffer_labels.py bench/out/cifar_online_aug_lr001_ddn.every-5/er_ddn_augment-true
 	$(PY) bench/run.py cifar_online_aug --only er_ddn_augment-true er_ddn_frozen_augment-true --seeds 3 \
 		--out cifar_online_aug_alpha-0.3 --extra alpha=0.3 diagnostics.align_every=100
 	$(PY) bench/paired.py cifar_online_aug_alpha-0.3 cifar_online_aug/er_hard_augment-true
@@ -256,5 +263,8 @@ bench-cifar: setup data
 	$(PY) bench/cost.py --dataset seq_mnist --steps 20 --repeats 1 --threads 1 --count-ops --extra ddn.hypergrad=analytic \
 		--variants "er+ddn (head)" "der+ddn (head)" "derpp+ddn (head)" "erace+ddn (head)" "clser+ddn (head)"
 	$(PY) bench/op_map.py --variant "er+ddn (head)" --extra ddn.hypergrad=analytic
+	for e in 2 3 5; do for h in autograd analytic; do $(PY) bench/cost.py --steps 20 --repeats 1 --threads 1 --count-ops \
+		--variants "er+ddn (head)" --extra ddn.every=$$e ddn.hypergrad=$$h || exit 1; done; done
+	$(PY) bench/op_map.py --variant "er+ddn (head)" --extra ddn.every=5
 # the per-seed figures BENCHMARKS.md records against these runs (a move on another CPU is reported, not failed)
 	-$(PY) bench/check_recorded.py
