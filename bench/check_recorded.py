@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--status", action="store_true", help="print which recorded runs are rerun (reads no OUT)")
     args = p.parse_args(argv)
     if args.ledger:
-        try:
-            datetime.fromisoformat(args.ledger)
+        try:  # normalised, so that `2026-12-06 15:00` or a date alone compares right with finished_at's text
+            args.ledger = datetime.fromisoformat(args.ledger).isoformat()
         except ValueError:
             sys.exit(f"--ledger {args.ledger}: not an ISO time; give the start of the rerun batch, "
                      "e.g. 2026-12-06T15:00")
